@@ -1,0 +1,320 @@
+package engineio
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxKeptReadBuffer bounds the read buffer a connection keeps between
+// messages; a larger message's buffer is dropped after use.
+const maxKeptReadBuffer = 16 << 10
+
+// writeLoop drains the queue onto conn and exits when it is empty, so an
+// idle connection has no writer goroutine. It owns conn's write side while
+// s.writerOn is true. When the socket is closing it writes the close frame
+// last; when it was aborted it drops the queue, writes the close frame and
+// closes conn. After a close frame the write side is sealed.
+func (s *Socket) writeLoop(conn *websocket.Conn) {
+	defer s.srv.wg.Done()
+	var scratch []byte // "4"+message for kindMessage items, reused within the burst
+	for {
+		s.mu.Lock()
+		if s.state == stateClosed {
+			clear(s.queue)
+			s.queue = s.queue[:0]
+			s.queueBytes = 0
+			reason := s.closeErr
+			s.writeSealed = true
+			s.mu.Unlock()
+			writeClose(conn, reason)
+			conn.Close()
+			s.writerExit()
+			return
+		}
+		if len(s.queue) == 0 {
+			if s.state == stateClosing {
+				s.writeSealed = true
+				reason := s.closeErr
+				s.mu.Unlock()
+				writeClose(conn, reason)
+				// The reader ends when the peer answers the close frame, or
+				// at this deadline, and then finalizes the socket.
+				_ = conn.SetReadDeadline(time.Now().Add(closeWait))
+				s.writerExit()
+				return
+			}
+			s.writerOn = false
+			s.writerIdle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], nil
+		s.queueBytes = 0
+		s.mu.Unlock()
+
+		err := s.writeBatch(conn, batch, &scratch)
+		clear(batch) // release the messages; the backing array is reused
+		if cap(batch) <= maxSpareItems {
+			s.mu.Lock()
+			s.spare = batch[:0]
+			s.mu.Unlock()
+		}
+		if err != nil {
+			s.abort(fmt.Errorf("%w: write: %v", ErrTransportClosed, err))
+		}
+	}
+}
+
+func (s *Socket) writerExit() {
+	s.mu.Lock()
+	s.writerOn = false
+	s.writerIdle.Broadcast()
+	s.mu.Unlock()
+}
+
+func (s *Socket) writeBatch(conn *websocket.Conn, batch []item, scratch *[]byte) error {
+	timeout := s.srv.cfg.WriteTimeout
+	for _, it := range batch {
+		if s.aborted.Load() {
+			return nil
+		}
+		if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			return err
+		}
+		var err error
+		switch it.kind {
+		case kindPacket:
+			err = conn.WriteMessage(websocket.TextMessage, it.data)
+		case kindMessage:
+			*scratch = AppendMessage((*scratch)[:0], it.data)
+			err = conn.WriteMessage(websocket.TextMessage, *scratch)
+		case kindBinary:
+			err = conn.WriteMessage(websocket.BinaryMessage, it.data)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeCode maps a close reason to the WebSocket close code the client sees.
+func closeCode(reason error) (int, string) {
+	var ce *CloseError
+	switch {
+	case errors.As(reason, &ce):
+		text := ce.Text
+		if len(text) > 123 { // a control frame payload is at most 125 bytes
+			text = text[:123]
+		}
+		return ce.Code, text
+	case errors.Is(reason, ErrServerShutdown):
+		return websocket.CloseGoingAway, "server shutting down"
+	case errors.Is(reason, ErrQueueFull):
+		return websocket.CloseTryAgainLater, "send queue full"
+	case errors.Is(reason, ErrPayloadTooLarge):
+		return websocket.CloseMessageTooBig, "payload too large"
+	case errors.Is(reason, ErrInvalidPacket):
+		return websocket.CloseProtocolError, "invalid packet"
+	case errors.Is(reason, ErrPingTimeout):
+		return websocket.CloseNormalClosure, "ping timeout"
+	}
+	return websocket.CloseNormalClosure, ""
+}
+
+func writeClose(conn *websocket.Conn, reason error) {
+	code, text := closeCode(reason)
+	// An error means the peer is gone or a close frame was already sent.
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWait))
+}
+
+// readMessage reads the next message into buf (grown as needed) and
+// returns its type and bytes; the bytes alias buf.
+func readMessage(conn *websocket.Conn, buf *[]byte) (int, []byte, error) {
+	typ, r, err := conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	if cap(b) <= maxKeptReadBuffer {
+		*buf = b
+	} else {
+		*buf = nil
+	}
+	return typ, b, nil
+}
+
+// readErrReason turns a read error into a close reason.
+func readErrReason(err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return ErrPayloadTooLarge // gorilla has already sent close 1009
+	}
+	return fmt.Errorf("%w: %v", ErrTransportClosed, err)
+}
+
+// readLoop is the one reader of an active WebSocket transport. It returns
+// when the connection fails or the session ends, then finalizes the socket.
+func (s *Socket) readLoop(conn *websocket.Conn) {
+	buf := make([]byte, 0, 512)
+	for {
+		typ, data, err := readMessage(conn, &buf)
+		if err != nil {
+			s.abort(readErrReason(err))
+			break
+		}
+		if typ == websocket.BinaryMessage {
+			s.deliver(append([]byte(nil), data...), true)
+			continue
+		}
+		p, err := parseTextPacket(data)
+		if err != nil {
+			s.abort(err)
+			break
+		}
+		if p.typ == packetMessage {
+			p.data = append([]byte(nil), p.data...) // the owner may keep it; buf is reused
+		}
+		if !s.handlePacket(p) {
+			break
+		}
+	}
+	// abort has handed the connection to a writer, which sends the close
+	// frame; close the connection once no writer can be using it.
+	s.mu.Lock()
+	for s.writerOn {
+		s.writerIdle.Wait()
+	}
+	s.mu.Unlock()
+	conn.Close()
+	s.finalize()
+}
+
+var upgrader = websocket.Upgrader{
+	// Origin policy is the owner's AllowRequest, checked before this.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// serveWebSocketHandshake opens a session whose first transport is WebSocket.
+func (srv *Server) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		srv.wg.Done() // the hold taken for this session; Upgrade answered the client
+		return
+	}
+	conn.SetReadLimit(int64(srv.cfg.MaxPayload))
+	s := newSocket(srv, r, newID(), transportWebSocket)
+	s.ws = conn
+	s.queue = append(s.queue, item{data: srv.openPacket(s.id, false), kind: kindPacket})
+	srv.open(s)
+	s.mu.Lock()
+	if s.state == stateOpen {
+		s.kickLocked()
+	}
+	s.mu.Unlock()
+	s.readLoop(conn)
+}
+
+// serveUpgrade runs the polling→WebSocket upgrade for an existing session:
+// answer the "2probe" ping with "3probe", switch transports on "5". The
+// handler goroutine then stays as the WebSocket's reader.
+func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	ok := s.state == stateOpen && s.transport == transportPolling && s.probe == nil
+	s.mu.Unlock()
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	if ok {
+		s.mu.Lock()
+		ok = s.state == stateOpen && s.transport == transportPolling && s.probe == nil
+		if ok {
+			s.probe = conn
+		}
+		s.mu.Unlock()
+	}
+	if !ok {
+		// As the reference server: a second WebSocket for the session is
+		// accepted, then closed.
+		writeClose(conn, nil)
+		conn.Close()
+		return
+	}
+	conn.SetReadLimit(int64(s.srv.cfg.MaxPayload))
+	_ = conn.SetReadDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
+	if !s.probeLoop(conn) {
+		s.mu.Lock()
+		if s.probe == conn {
+			s.probe = nil
+			s.probedAt = time.Time{}
+		}
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	s.readLoop(conn)
+}
+
+// probeLoop reads the probe phase and reports whether the upgrade completed.
+func (s *Socket) probeLoop(conn *websocket.Conn) bool {
+	var buf []byte
+	for {
+		typ, data, err := readMessage(conn, &buf)
+		if err != nil || typ != websocket.TextMessage {
+			return false
+		}
+		p, err := parseTextPacket(data)
+		if err != nil {
+			return false
+		}
+		switch {
+		case p.typ == packetPing && string(p.data) == "probe":
+			_ = conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+			if err := conn.WriteMessage(websocket.TextMessage, []byte("3probe")); err != nil {
+				return false
+			}
+			s.mu.Lock()
+			if s.probe == conn {
+				s.probedAt = time.Now()
+				s.signal() // a waiting GET answers noop so the client can pause polling
+			}
+			s.mu.Unlock()
+		case p.typ == packetUpgrade:
+			s.mu.Lock()
+			if s.state != stateOpen || s.probe != conn {
+				s.mu.Unlock()
+				return false
+			}
+			s.probe, s.probedAt = nil, time.Time{}
+			s.transport, s.ws = transportWebSocket, conn
+			s.signal() // a GET still waiting is refused: the session moved
+			if len(s.queue) > 0 {
+				s.kickLocked()
+			}
+			s.mu.Unlock()
+			return true
+		default:
+			return false
+		}
+	}
+}
