@@ -1,0 +1,638 @@
+package native
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// Conn is one upgraded connection. Its methods are safe for concurrent use;
+// the gateway holds it from OnAuth/OnConnect until OnClose.
+type Conn struct {
+	srv    *Server
+	ws     *websocket.Conn
+	id     string
+	ns     string
+	remote string
+	header http.Header
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	session atomic.Pointer[Session]
+	abort   atomic.Bool // stop writing queued frames: slow consumer
+
+	mu        sync.Mutex
+	queue     [][]byte
+	spare     [][]byte // the other half of the double buffer
+	queued    int      // bytes in queue
+	writing   bool     // a writer goroutine is running
+	inHandler bool     // the reader is in a hook whose reply is owed
+	authed    bool
+	pingDue   bool
+	closeReq  *closeRequest
+	closeSent bool
+	closed    bool          // the reader has exited; nothing more is sent
+	broken    bool          // a write failed; the reader is about to fail too
+	space     chan struct{} // closed when the queue drains; nil if nobody waits
+
+	writers   sync.WaitGroup
+	pingTimer *time.Timer
+	authTimer *time.Timer
+
+	dlMu    sync.Mutex // orders read-deadline updates against the close grace
+	closing bool
+
+	readBuf bytes.Buffer
+}
+
+type closeRequest struct {
+	code   int
+	reason string
+	err    error
+	abort  bool // drop the queue and close at once
+}
+
+func newConn(s *Server, ws *websocket.Conn, ns string, r *http.Request) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Conn{
+		srv:    s,
+		ws:     ws,
+		id:     s.cfg.NewSessionID(),
+		ns:     ns,
+		remote: r.RemoteAddr,
+		header: r.Header,
+		ctx:    ctx,
+		cancel: cancel,
+	}
+}
+
+// ID is the session id: the sessionId of the auth ack and the socketId of the
+// connected push. It is set at the upgrade, before authentication.
+func (c *Conn) ID() string { return c.id }
+
+// Namespace is the {namespace} of /ws/{namespace}, without slash.
+func (c *Conn) Namespace() string { return c.ns }
+
+// RemoteAddr is the peer address of the handshake request.
+func (c *Conn) RemoteAddr() string { return c.remote }
+
+// Header is the handshake request's header; it must not be modified.
+func (c *Conn) Header() http.Header { return c.header }
+
+// Context is cancelled when the connection has ended (or Shutdown gave up
+// waiting): bind per-connection goroutines to it.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Session returns what authentication established; false before it.
+func (c *Conn) Session() (Session, bool) {
+	s := c.session.Load()
+	if s == nil {
+		return Session{}, false
+	}
+	return *s, true
+}
+
+// Send queues a pre-encoded frame (EncodePush) without blocking. frame is
+// shared, not copied: it must not be modified afterwards, which is what lets
+// one broadcast encoding serve every connection. When the queue is full
+// (Config.SendQueueMessages or SendQueueBytes) the client is a slow
+// consumer: the queue is dropped, the connection closes with 1013 (best
+// effort: the close frame waits for the write in progress) and Send returns
+// ErrSlowConsumer; OnClose then sees CloseInfo.Err ErrSlowConsumer. After
+// Close, Send returns ErrClosed.
+func (c *Conn) Send(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closeReq != nil {
+		return ErrClosed
+	}
+	if !c.fitsLocked(len(frame)) {
+		c.requestCloseLocked(&closeRequest{code: CloseTryAgain, reason: "slow consumer", err: ErrSlowConsumer, abort: true})
+		return ErrSlowConsumer
+	}
+	c.enqueueLocked(frame)
+	return nil
+}
+
+// SendWait queues frame like Send but waits for room instead of treating a
+// full queue as a slow consumer: for a replay, where the sender can be paced
+// by the client. It returns ErrClosed once the connection is closing, or
+// ctx.Err().
+func (c *Conn) SendWait(ctx context.Context, frame []byte) error {
+	for {
+		c.mu.Lock()
+		if c.closed || c.closeReq != nil {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.fitsLocked(len(frame)) {
+			c.enqueueLocked(frame)
+			c.mu.Unlock()
+			return nil
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close closes the connection with code and reason (at most 123 bytes;
+// longer is cut). Frames already queued, and the reply of a request being
+// handled, are written first; later Sends fail. Closing twice keeps the
+// first code. Use the Close* constants: 4401 token expired, 4403, 4429, ….
+func (c *Conn) Close(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closeReq != nil {
+		return
+	}
+	c.requestCloseLocked(&closeRequest{code: code, reason: reason})
+}
+
+// CloseWithError sends an exception frame carrying e (for event, "" if
+// none), then closes with code and e.Message as the reason: the rate-limit
+// and token-expiry endings, where the client must be told why.
+func (c *Conn) CloseWithError(code int, e *Error, event string) {
+	frame := EncodeException(e, event)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closeReq != nil {
+		return
+	}
+	c.enqueueLocked(frame)
+	c.requestCloseLocked(&closeRequest{code: code, reason: e.Message})
+}
+
+func (c *Conn) fitsLocked(n int) bool {
+	cfg := &c.srv.cfg
+	// A single frame larger than the byte bound still goes through an
+	// empty queue, or it could never be sent at all.
+	return len(c.queue) < cfg.SendQueueMessages && (len(c.queue) == 0 || c.queued+n <= cfg.SendQueueBytes)
+}
+
+func (c *Conn) enqueueLocked(frame []byte) {
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	c.kickLocked()
+}
+
+// reply queues a frame owed to the client for a request being handled; it
+// is accepted during a graceful close so an in-flight request still gets
+// its answer before the close frame.
+func (c *Conn) reply(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inHandler = false
+	if frame != nil && !c.closed && (c.closeReq == nil || !c.closeReq.abort) && !c.closeSent {
+		c.queue = append(c.queue, frame)
+		c.queued += len(frame)
+	}
+	c.kickLocked()
+}
+
+func (c *Conn) requestCloseLocked(req *closeRequest) {
+	c.closeReq = req
+	if req.abort {
+		c.abort.Store(true)
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.queued = 0
+	}
+	c.wakeSendersLocked()
+	c.kickLocked()
+}
+
+func (c *Conn) wakeSendersLocked() {
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+}
+
+// kickLocked starts the writer if it is not running and there is work.
+func (c *Conn) kickLocked() {
+	if c.writing || c.closed || c.broken {
+		return
+	}
+	if len(c.queue) == 0 && !c.pingDue && (c.closeReq == nil || c.closeSent) {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop drains the queue and exits when it is empty, so only connections
+// with something to send hold a writer goroutine. Frames queued while a
+// batch is written are taken as the next batch, back to back.
+func (c *Conn) writeLoop() {
+	defer c.writers.Done()
+	cfg := &c.srv.cfg
+	for {
+		c.mu.Lock()
+		switch {
+		case c.closed:
+		case len(c.queue) > 0:
+			batch := c.queue
+			c.queue, c.spare = c.spare[:0], nil
+			c.queued = 0
+			c.wakeSendersLocked()
+			c.mu.Unlock()
+			err := c.writeBatch(batch)
+			clear(batch) // drop references to shared broadcast frames
+			c.mu.Lock()
+			c.spare = batch[:0]
+			c.mu.Unlock()
+			if err != nil {
+				c.writeFailed()
+				return
+			}
+			continue
+		case c.pingDue && !c.closeSent:
+			c.pingDue = false
+			c.mu.Unlock()
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+				c.writeFailed()
+				return
+			}
+			continue
+		case c.closeReq != nil && !c.closeSent && (c.closeReq.abort || !c.inHandler):
+			c.closeSent = true
+			req := c.closeReq
+			c.mu.Unlock()
+			msg := websocket.FormatCloseMessage(req.code, truncateReason(req.reason))
+			if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteWait)); err != nil {
+				c.writeFailed()
+				return
+			}
+			c.startCloseGrace()
+			continue
+		}
+		c.writing = false
+		c.mu.Unlock()
+		return
+	}
+}
+
+func (c *Conn) writeBatch(batch [][]byte) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteWait)); err != nil {
+		return err
+	}
+	for _, f := range batch {
+		if c.abort.Load() {
+			return nil
+		}
+		if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFailed ends a connection whose socket cannot be written: closing the
+// socket makes the reader fail and run the ending.
+func (c *Conn) writeFailed() {
+	c.mu.Lock()
+	c.writing = false
+	c.broken = true
+	c.mu.Unlock()
+	_ = c.ws.NetConn().Close()
+}
+
+// startCloseGrace gives the peer closeGracePeriod to answer our close frame.
+func (c *Conn) startCloseGrace() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.closing = true
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGracePeriod))
+}
+
+// extendReadDeadline gives the peer PongWait more to send something; a
+// no-op once the close grace has started.
+func (c *Conn) extendReadDeadline() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if !c.closing {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.PongWait))
+	}
+}
+
+// drop ends the connection at once, for Shutdown past its deadline.
+func (c *Conn) drop() {
+	c.cancel()
+	_ = c.ws.NetConn().Close()
+}
+
+func (c *Conn) schedulePing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.pingDue = true
+	c.kickLocked()
+	c.pingTimer.Reset(c.srv.cfg.PingPeriod)
+}
+
+func (c *Conn) authExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.authed || c.closed || c.closeReq != nil {
+		return
+	}
+	c.requestCloseLocked(&closeRequest{code: CloseAuthTimeout, reason: "authentication timeout", err: ErrAuthTimeout})
+}
+
+// serve is the reader: it runs the connection from the upgrade to OnClose.
+func (c *Conn) serve(pre *Session, preErr error, offset string) {
+	cfg := &c.srv.cfg
+	c.ws.SetReadLimit(cfg.MaxFrameSize)
+	c.ws.SetPongHandler(func(string) error {
+		c.extendReadDeadline()
+		return nil
+	})
+	c.mu.Lock()
+	c.pingTimer = time.AfterFunc(cfg.PingPeriod, c.schedulePing)
+	if pre == nil && preErr == nil {
+		c.authTimer = time.AfterFunc(cfg.AuthTimeout, c.authExpired)
+	}
+	c.mu.Unlock()
+
+	switch {
+	case pre != nil:
+		c.mu.Lock()
+		c.inHandler = true
+		c.mu.Unlock()
+		c.authenticated(*pre, 0, false, offset)
+	case preErr != nil:
+		c.refuse(preErr, "")
+	}
+
+	var err error
+	for {
+		c.extendReadDeadline()
+		var typ int
+		var r io.Reader
+		typ, r, err = c.ws.NextReader()
+		if err != nil {
+			break
+		}
+		if c.isClosing() {
+			continue // draining until the peer answers our close frame
+		}
+		if typ == websocket.BinaryMessage {
+			c.exception(&Error{Code: CodeInvalid, Message: "invalid frame: binary frames are not supported"}, "")
+			continue
+		}
+		c.readBuf.Reset()
+		if _, err = c.readBuf.ReadFrom(r); err != nil {
+			break
+		}
+		c.handle(c.readBuf.Bytes())
+	}
+	c.finish(err)
+}
+
+func (c *Conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReq != nil
+}
+
+func (c *Conn) exception(e *Error, event string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closeReq != nil {
+		return
+	}
+	// An exception is owed to the client like a reply, so it is queued
+	// even over the bound; a client that does not read is caught by the
+	// next Send.
+	c.enqueueLocked(EncodeException(e, event))
+}
+
+// answer replies to a request: an ack when it has an id, an exception when
+// it has none and failed.
+func (c *Conn) answer(f *Frame, result any, err error) {
+	var frame []byte
+	switch {
+	case f.HasID:
+		var encErr error
+		frame, encErr = EncodeAck(f.ID, result, err)
+		if encErr != nil {
+			c.srv.cfg.Logger.Error("native: ack not encodable", "event", f.Event, "session", c.id, "err", encErr)
+			frame, _ = EncodeAck(f.ID, nil, &Error{Code: CodeInternal, Message: "internal error"})
+		}
+	case err != nil:
+		frame = EncodeException(ErrorOf(err), f.Event)
+	}
+	c.reply(frame)
+}
+
+func (c *Conn) handle(b []byte) {
+	f, err := DecodeRequest(b)
+	if err != nil {
+		c.exception(&Error{Code: CodeInvalid, Message: frameReason(err)}, f.Event)
+		return
+	}
+	c.mu.Lock()
+	c.inHandler = true
+	authed := c.authed
+	c.mu.Unlock()
+	switch {
+	case f.Event == "auth":
+		c.handleAuth(&f)
+	case !authed:
+		c.answer(&f, nil, &Error{Code: CodeUnauthorized, Message: "not authenticated: send an auth frame first"})
+	default:
+		result, err := c.callOnEvent(&f)
+		c.answer(&f, result, err)
+	}
+}
+
+func (c *Conn) callOnEvent(f *Frame) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.cfg.Logger.Error("native: OnEvent panicked", "event", f.Event, "session", c.id, "panic", p, "stack", string(debug.Stack()))
+			result, err = nil, &Error{Code: CodeInternal, Message: "internal error"}
+		}
+	}()
+	return c.srv.cfg.OnEvent(c.ctx, c, f.Event, f.Data)
+}
+
+type authData struct {
+	Token  *string `json:"token"`
+	Offset *string `json:"offset"`
+}
+
+func (c *Conn) handleAuth(f *Frame) {
+	c.mu.Lock()
+	authed := c.authed
+	c.mu.Unlock()
+	if authed {
+		c.answer(f, nil, &Error{Code: CodeInvalid, Message: "already authenticated; use auth:refresh to renew the token"})
+		return
+	}
+	var d authData
+	if len(f.Data) == 0 || f.Data[0] != '{' || json.Unmarshal(f.Data, &d) != nil || d.Token == nil || *d.Token == "" {
+		c.answer(f, nil, &Error{Code: CodeInvalid, Message: `auth data must be an object with a non-empty string "token" and an optional string "offset"`})
+		return
+	}
+	offset := ""
+	if d.Offset != nil {
+		offset = *d.Offset
+	}
+	sess, err := c.callOnAuth(*d.Token, offset)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == CodeInvalid {
+			c.answer(f, nil, e)
+			return
+		}
+		c.refuse(err, "auth")
+		c.reply(nil)
+		return
+	}
+	c.authenticated(sess, f.ID, f.HasID, offset)
+}
+
+func (c *Conn) callOnAuth(token, offset string) (sess Session, err error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.AuthTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.cfg.Logger.Error("native: OnAuth panicked", "session", c.id, "panic", p, "stack", string(debug.Stack()))
+			sess, err = Session{}, &Error{Code: CodeInternal, Message: "internal error"}
+		}
+	}()
+	return c.srv.cfg.OnAuth(ctx, c, token, offset)
+}
+
+// refuse ends a connection whose credentials were refused: an exception,
+// then the close code that matches the error.
+func (c *Conn) refuse(err error, event string) {
+	var e *Error
+	if !errors.As(err, &e) || !e.Code.Valid() {
+		e = &Error{Code: CodeUnauthorized, Message: "authentication failed"}
+	}
+	code := CloseUnauthorized
+	switch e.Code {
+	case CodeForbidden:
+		code = CloseForbidden
+	case CodeUnavailable:
+		code = CloseTryAgain
+	case CodeInternal:
+		code = CloseInternal
+	}
+	c.CloseWithError(code, e, event)
+}
+
+// authenticated records the session and queues the auth ack and the
+// connected push, then hands over to OnConnect. If the connection started
+// closing meanwhile (auth timeout), the session is not established.
+func (c *Conn) authenticated(sess Session, id int64, hasID bool, offset string) {
+	c.mu.Lock()
+	if c.closed || c.closeReq != nil {
+		c.inHandler = false
+		c.kickLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.authed = true
+	c.inHandler = false
+	c.session.Store(&sess)
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	if hasID {
+		c.enqueueLocked(encodeAuthAck(id, sess.UserID, c.id))
+	}
+	c.enqueueLocked(encodeConnected(c.id, sess.UserID, c.srv.cfg.Now()))
+	c.mu.Unlock()
+	if on := c.srv.cfg.OnConnect; on != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				c.srv.cfg.Logger.Error("native: OnConnect panicked", "session", c.id, "panic", p, "stack", string(debug.Stack()))
+				c.Close(CloseInternal, "internal error")
+			}
+		}()
+		on(c.ctx, c, offset)
+	}
+}
+
+// finish runs once the reader has stopped: it settles how the connection
+// ended, stops everything it owns, and reports to OnClose.
+func (c *Conn) finish(readErr error) {
+	c.mu.Lock()
+	c.closed = true
+	info := c.closeInfoLocked(readErr)
+	clear(c.queue)
+	c.queue, c.spare, c.queued = nil, nil, 0
+	c.wakeSendersLocked()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	c.mu.Unlock()
+
+	c.cancel()
+	_ = c.ws.Close()
+	c.writers.Wait()
+	c.srv.remove(c)
+	if on := c.srv.cfg.OnClose; on != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				c.srv.cfg.Logger.Error("native: OnClose panicked", "session", c.id, "panic", p, "stack", string(debug.Stack()))
+			}
+		}()
+		on(c, info)
+	}
+}
+
+func (c *Conn) closeInfoLocked(readErr error) CloseInfo {
+	var ce *websocket.CloseError
+	req := c.closeReq
+	switch {
+	case errors.Is(readErr, websocket.ErrReadLimit):
+		// gorilla has already sent the 1009 close frame.
+		return CloseInfo{Code: CloseTooLarge, Reason: "frame too large", Err: ErrFrameTooLarge}
+	case req != nil && (c.closeSent || !errors.As(readErr, &ce)):
+		return CloseInfo{Code: req.code, Reason: req.reason, Err: req.err}
+	case errors.As(readErr, &ce):
+		return CloseInfo{Code: ce.Code, Reason: ce.Text, Remote: true}
+	}
+	return CloseInfo{Code: CloseAbnormal, Remote: true, Err: readErr}
+}
+
+// truncateReason cuts a close reason to the 123 bytes a close frame holds,
+// on a UTF-8 boundary.
+func truncateReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

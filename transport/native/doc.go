@@ -1,0 +1,26 @@
+// Package native is the wire layer of Wardline's plain WebSocket protocol,
+// served at /ws/{namespace}: one JSON object per text frame.
+//
+//	client → server  {"id": 7, "event": "message:send", "data": {...}}
+//	reply            {"id": 7, "data": {"success": true, ...}}
+//	push             {"event": "message:new", "data": {...}, "offset": "..."}
+//	exception        {"event": "exception", "data": {"code", "message", "event"}}
+//
+// The package owns framing, the connection lifecycle (handshake checks,
+// authentication handshake, pings, bounded send queues, close codes) and
+// nothing else. What a token means, what an event does and who may do it are
+// decided by the gateway, which plugs in through the hooks of Config. That
+// split keeps this layer testable without a store or a JWT verifier, and keeps
+// the domain out of the socket code.
+//
+// Processing model: each connection has one reader goroutine, which decodes a
+// frame and calls Config.OnEvent synchronously, so the requests of one
+// connection are handled strictly in the order they were sent and at most one
+// is in flight. A slow command therefore delays only its own connection (TCP
+// back-pressure reaches that client); connections run in parallel, which is
+// what lets the store group-commit many clients' appends. A writer goroutine
+// exists only while a connection has frames queued: it drains the queue back
+// to back and exits, so an idle connection costs one goroutine.
+//
+// The package subdirectory client holds the Go client for the protocol.
+package native

@@ -1,0 +1,360 @@
+package native
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Defaults of Config. The ping/pong pair follows gorilla's chat example: the
+// server pings every DefaultPingPeriod and a peer silent for DefaultPongWait
+// (no pong, no frame) is dropped, so a dead TCP peer is noticed within a
+// minute; the ratio 9/10 leaves a pong time to arrive.
+const (
+	DefaultMaxFrameSize      = 64 << 10 // DESIGN: a frame over 64 KiB closes with 1009
+	DefaultAuthTimeout       = 10 * time.Second
+	DefaultSendQueueMessages = 1024
+	DefaultSendQueueBytes    = 4 << 20
+	DefaultWriteWait         = 10 * time.Second // one write (or batch of writes) may take this long
+	DefaultPongWait          = 60 * time.Second
+	DefaultPingPeriod        = DefaultPongWait * 9 / 10
+	// closeGracePeriod is how long a peer has to answer our close frame
+	// before the TCP connection is dropped.
+	closeGracePeriod = 3 * time.Second
+)
+
+// Session is what authentication established for a connection.
+type Session struct {
+	UserID string
+	// Value is the gateway's own per-connection state (claims, roles,
+	// expiry); this package only stores it for Conn.Session.
+	Value any
+}
+
+// CloseInfo tells Config.OnClose how a connection ended.
+type CloseInfo struct {
+	// Code and Reason are the close frame that ended the connection: ours
+	// when the server closed (Remote false), the client's otherwise.
+	// CloseAbnormal when the connection dropped without a close frame.
+	Code   int
+	Reason string
+	// Remote is true when the client closed or the network failed.
+	Remote bool
+	// Err is the cause when there is one to tell apart: ErrSlowConsumer,
+	// ErrAuthTimeout, ErrFrameTooLarge, or the read error of a dropped
+	// connection. Nil for a close requested with Conn.Close.
+	Err error
+}
+
+// Config configures a Server. The hooks are called on the connection's
+// reader goroutine (OnClose after it), one at a time per connection, so a
+// hook never runs concurrently with another hook of the same connection.
+// Hooks of different connections run concurrently.
+type Config struct {
+	// Namespaces lists the namespaces served, with or without the leading
+	// slash ("chat" or "/chat"). Any other /ws/{namespace} is HTTP 404
+	// before the upgrade. Required.
+	Namespaces []string
+
+	// CheckRequest vets the handshake request before the upgrade (origin
+	// allow-list, …); an error answers HTTP 403. Nil applies the same-origin
+	// rule: no Origin header, or an Origin whose host is the request's Host.
+	CheckRequest func(r *http.Request) error
+
+	// Authenticate reads credentials the handshake carries (Authorization
+	// header, cookie, ?token= when allowed). It returns ErrNoCredentials
+	// when there are none, and the connection waits for an auth frame.
+	// Any other error refuses them: the connection is upgraded, gets an
+	// exception (the *Error's code, else unauthorized) and is closed with
+	// 4401 (4403 for forbidden), because a browser cannot read the status of
+	// a refused upgrade but can read a close code. The resume offset of a
+	// handshake-authenticated connection is the ?offset= query parameter.
+	// Nil means every connection authenticates with an auth frame.
+	Authenticate func(r *http.Request) (Session, error)
+
+	// OnAuth checks the token (and may check the offset) of an auth frame
+	// {"event":"auth","data":{"token","offset"}}. Its ctx expires at the
+	// auth deadline. An *Error with code invalid answers the frame and
+	// leaves the connection waiting for a valid auth frame; any other error
+	// refuses the connection: exception then close 4401 (forbidden: 4403,
+	// unavailable: 1013); errors that are not *Error count as unauthorized
+	// with a fixed message. Required.
+	OnAuth func(ctx context.Context, c *Conn, token, offset string) (Session, error)
+
+	// OnConnect is called once the connection is authenticated and the
+	// auth ack and the connected push are queued, so anything the gateway
+	// sends from here (replay from offset, live events) follows them. It
+	// runs on the reader goroutine: long work (a replay) belongs in a
+	// goroutine bound to c.Context(), using SendWait for back-pressure.
+	OnConnect func(ctx context.Context, c *Conn, offset string)
+
+	// OnEvent handles one request of an authenticated connection and
+	// returns the ack result (encoded as by EncodeAck) or an error (mapped
+	// by ErrorOf). It is called synchronously, in frame order, and its
+	// return is the reply: for a request without id the result is dropped
+	// and an error becomes an exception frame. data aliases the read
+	// buffer and is valid only until OnEvent returns. "auth" never reaches
+	// OnEvent. ctx is cancelled when the connection ends. Required.
+	OnEvent func(ctx context.Context, c *Conn, event string, data json.RawMessage) (any, error)
+
+	// OnClose is called exactly once per upgraded connection, after its
+	// goroutines have stopped and Send has started to fail.
+	OnClose func(c *Conn, info CloseInfo)
+
+	MaxFrameSize      int64         // default DefaultMaxFrameSize; larger frames close with 1009
+	AuthTimeout       time.Duration // default DefaultAuthTimeout; then close 4408
+	SendQueueMessages int           // default DefaultSendQueueMessages
+	SendQueueBytes    int           // default DefaultSendQueueBytes; overflow closes with 1013
+	WriteWait         time.Duration // default DefaultWriteWait
+	PingPeriod        time.Duration // default DefaultPingPeriod
+	PongWait          time.Duration // default DefaultPongWait; must exceed PingPeriod
+
+	// NewSessionID makes connection ids (the sessionId and the connected
+	// push's socketId). Default: 128 random bits, base64url.
+	NewSessionID func() string
+	// Now stamps the connected push. Default time.Now.
+	Now func() time.Time
+	// Logger receives hook panics and encoding failures. Nil discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = DefaultAuthTimeout
+	}
+	if c.SendQueueMessages <= 0 {
+		c.SendQueueMessages = DefaultSendQueueMessages
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if c.WriteWait <= 0 {
+		c.WriteWait = DefaultWriteWait
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = DefaultPongWait
+	}
+	if c.PingPeriod <= 0 {
+		c.PingPeriod = c.PongWait * 9 / 10
+	}
+	if c.NewSessionID == nil {
+		c.NewSessionID = randomID
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case len(c.Namespaces) == 0:
+		return errors.New("native: Config.Namespaces is empty")
+	case c.OnAuth == nil:
+		return errors.New("native: Config.OnAuth is required")
+	case c.OnEvent == nil:
+		return errors.New("native: Config.OnEvent is required")
+	case c.PingPeriod >= c.PongWait:
+		return fmt.Errorf("native: PingPeriod %s must be shorter than PongWait %s", c.PingPeriod, c.PongWait)
+	}
+	for _, ns := range c.Namespaces {
+		if n := strings.TrimPrefix(ns, "/"); n == "" || strings.Contains(n, "/") {
+			return fmt.Errorf("native: bad namespace %q", ns)
+		}
+	}
+	return nil
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Server serves /ws/{namespace}. It is an http.Handler; mount it on a path
+// ending in /ws/{namespace} (it reads the last path segment, or the
+// "namespace" path value of a net/http pattern). Safe for concurrent use.
+type Server struct {
+	cfg        Config
+	namespaces map[string]bool
+	upgrader   websocket.Upgrader
+	writePool  sync.Pool
+
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	shutdown bool
+	wg       sync.WaitGroup // one per connection being served
+}
+
+// NewServer checks cfg, fills its defaults and returns a Server.
+func NewServer(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:        cfg,
+		namespaces: make(map[string]bool, len(cfg.Namespaces)),
+		conns:      make(map[*Conn]struct{}),
+	}
+	for _, ns := range cfg.Namespaces {
+		s.namespaces[strings.TrimPrefix(ns, "/")] = true
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: cfg.WriteWait,
+		// A pool means an idle connection holds no write buffer: with
+		// thousands of mostly idle sockets that is most of the memory.
+		WriteBufferPool: &s.writePool,
+		// The request was vetted by CheckRequest before Upgrade runs.
+		CheckOrigin: func(*http.Request) bool { return true },
+		// Compression is off: it would cost CPU per connection and defeat
+		// encoding a broadcast once.
+		EnableCompression: false,
+	}
+	return s, nil
+}
+
+// Len returns the number of open connections.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) namespaceOf(r *http.Request) (string, bool) {
+	ns := r.PathValue("namespace")
+	if ns == "" {
+		i := strings.LastIndex(r.URL.Path, "/ws/")
+		if i < 0 {
+			return "", false
+		}
+		ns = r.URL.Path[i+len("/ws/"):]
+	}
+	return ns, s.namespaces[ns]
+}
+
+// ServeHTTP checks the handshake, upgrades and serves the connection until
+// it ends: the handler goroutine becomes the connection's reader, so a
+// connection costs no extra goroutine. Checks, in order: unknown namespace
+// 404, CheckRequest 403, shutting down 503, then Authenticate.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ns, ok := s.namespaceOf(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	check := s.cfg.CheckRequest
+	if check == nil {
+		check = sameOrigin
+	}
+	if err := check(r); err != nil {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var pre *Session
+	var preErr error
+	if s.cfg.Authenticate != nil {
+		sess, err := s.cfg.Authenticate(r)
+		switch {
+		case err == nil:
+			pre = &sess
+		case !errors.Is(err, ErrNoCredentials):
+			preErr = err
+		}
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered the request with an HTTP error
+	}
+	c := newConn(s, ws, ns, r)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	late := s.shutdown
+	s.mu.Unlock()
+	if late {
+		c.Close(CloseGoingAway, "going away")
+	}
+	c.serve(pre, preErr, r.URL.Query().Get("offset"))
+}
+
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting connections (503 before the upgrade), closes
+// every connection with 1001 "going away" after the reply of its in-flight
+// request, and waits for them to end. When ctx ends first, the remaining
+// connections are dropped and their contexts cancelled; Shutdown then waits
+// for their hooks to return (they must honour ctx) and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close(CloseGoingAway, "going away")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.drop()
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// sameOrigin is the default CheckRequest: non-browser clients send no
+// Origin; a browser's must name this host. "null" (sandboxed pages, file:)
+// is refused.
+func sameOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || origin == "null" || !strings.EqualFold(u.Host, r.Host) {
+		return fmt.Errorf("native: origin %q not allowed", origin)
+	}
+	return nil
+}
