@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -28,12 +29,14 @@ type Verifier struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
+	closed    atomic.Bool // no JWKS fetches after Close
 }
 
 // NewVerifier validates cfg, reads the key files, and, when JWKSURL is set,
 // starts the background refresh (its first fetch runs at once, without
 // blocking NewVerifier; call RefreshKeys to wait for keys at startup).
 func NewVerifier(cfg Config) (*Verifier, error) {
+	ownClient := cfg.HTTPClient == nil
 	cfg.setDefaults()
 	static := slices.Clone(cfg.PublicKeys)
 	for _, path := range cfg.PublicKeyFiles {
@@ -86,14 +89,19 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	go func() {
 		defer close(v.done)
 		v.jwks.run(ctx, cfg.JWKSRefreshInterval)
+		if ownClient {
+			cfg.HTTPClient.CloseIdleConnections()
+		}
 	}()
 	return v, nil
 }
 
 // Close stops the JWKS refresh and waits for it. It is idempotent; Verify
-// keeps working afterwards with the keys already fetched.
+// keeps working afterwards with the keys already fetched, and fetches no
+// more.
 func (v *Verifier) Close() error {
 	v.closeOnce.Do(func() {
+		v.closed.Store(true)
 		if v.cancel != nil {
 			v.cancel()
 		}
@@ -110,6 +118,9 @@ func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
 func (v *Verifier) RefreshKeys(ctx context.Context) error {
 	if v.jwks == nil {
 		return nil
+	}
+	if v.closed.Load() {
+		return errors.New("auth: verifier closed")
 	}
 	if err := v.jwks.refresh(ctx, true); err != nil {
 		return fmt.Errorf("auth: %w", err)
@@ -165,7 +176,7 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 	keys, named := v.match(alg, kid, hasKid)
 	var fetchErr error
-	if len(keys) == 0 && !named && v.jwks != nil {
+	if len(keys) == 0 && !named && v.jwks != nil && !v.closed.Load() {
 		fetchErr = v.jwks.refresh(ctx, false)
 		keys, named = v.match(alg, kid, hasKid)
 	}
