@@ -1,0 +1,303 @@
+// Package presence is the presence read model: who is online and through
+// which sessions, folded from the presence streams.
+//
+// A user is online while any of their sessions is open (SessionStarted to
+// SessionEnded), and between a UserOnline and a UserOffline edge: the domain
+// emits the edges with the first session's start and after the last one's
+// end, so the two agree; keeping both means a user whose sessions ended
+// still reads online until the offline edge is recorded (the grace that
+// absorbs a reconnect). The gateway answers presence:query and
+// admin:sessions from it. Reads are safe while the runner applies: a batch
+// is applied under a write lock and queries return copies.
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/projections"
+)
+
+const (
+	// Name is the projection's name.
+	Name = "presence"
+	// Version is the fold's version; bump it when Apply changes meaning.
+	Version = 1
+	// snapshotFormat is the layout of MarshalSnapshot's output.
+	snapshotFormat = 1
+)
+
+var _ projections.Projection = (*Model)(nil)
+
+// Session is an open session.
+type Session struct {
+	SessionID  string    `json:"sessionId"`
+	UserID     string    `json:"userId"`
+	Namespace  string    `json:"namespace"`
+	Transport  string    `json:"transport"`
+	NodeID     string    `json:"nodeId,omitempty"`
+	ClientAddr string    `json:"clientAddr,omitempty"`
+	StartedAt  time.Time `json:"startedAt"` // UTC, millisecond precision
+}
+
+// Model is the presence read model and its projection. The zero value is
+// not usable; call New.
+type Model struct {
+	mu sync.RWMutex
+	st *state
+}
+
+type state struct {
+	pos   eventstore.Position
+	users map[string]*user // only users who are online or have a session
+}
+
+type user struct {
+	online   bool // between UserOnline and UserOffline
+	sessions map[string]Session
+}
+
+func (u *user) isOnline() bool { return u != nil && (u.online || len(u.sessions) > 0) }
+
+// New returns an empty model.
+func New() *Model { return &Model{st: &state{users: map[string]*user{}}} }
+
+// Online returns those of userIDs who are online, in the order given,
+// without repeats.
+func (m *Model) Online(userIDs []string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(userIDs))
+	seen := make(map[string]struct{}, len(userIDs))
+	for _, id := range userIDs {
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		if m.st.users[id].isOnline() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// IsOnline reports whether userID is online.
+func (m *Model) IsOnline(userID string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.users[userID].isOnline()
+}
+
+// SessionsOf returns userID's open sessions, oldest first.
+func (m *Model) SessionsOf(userID string) []Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.users[userID].list()
+}
+
+// AllSessions returns every open session, by user id, then oldest first.
+func (m *Model) AllSessions() []Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ids := make([]string, 0, len(m.st.users))
+	for id := range m.st.users {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []Session
+	for _, id := range ids {
+		out = append(out, m.st.users[id].list()...)
+	}
+	return out
+}
+
+func (u *user) list() []Session {
+	if u == nil {
+		return []Session{}
+	}
+	out := make([]Session, 0, len(u.sessions))
+	for _, s := range u.sessions {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.Before(out[j].StartedAt)
+		}
+		return out[i].SessionID < out[j].SessionID
+	})
+	return out
+}
+
+// Name implements projections.Projection.
+func (m *Model) Name() string { return Name }
+
+// Version implements projections.Projection.
+func (m *Model) Version() int { return Version }
+
+// EventTypes implements projections.Projection.
+func (m *Model) EventTypes() []string {
+	return []string{"SessionStarted", "SessionEnded", "UserOnline", "UserOffline"}
+}
+
+// Position implements projections.Projection.
+func (m *Model) Position() eventstore.Position {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.pos
+}
+
+// Apply implements projections.Projection. It never fails.
+func (m *Model) Apply(_ context.Context, batch []projections.Applied) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.st
+	for i := range batch {
+		a := &batch[i]
+		if a.Position <= st.pos {
+			continue
+		}
+		st.apply(a)
+		st.pos = a.Position
+	}
+	return nil
+}
+
+func (st *state) apply(a *projections.Applied) {
+	switch e := a.Envelope.Event.(type) {
+	case domain.SessionStarted:
+		u := st.user(e.UserID)
+		u.sessions[e.SessionID] = Session{
+			SessionID: e.SessionID, UserID: e.UserID, Namespace: e.Namespace, Transport: e.Transport,
+			NodeID: e.NodeID, ClientAddr: e.ClientAddr, StartedAt: a.Envelope.Time.UTC().Truncate(time.Millisecond),
+		}
+	case domain.SessionEnded:
+		if u := st.users[e.UserID]; u != nil {
+			delete(u.sessions, e.SessionID)
+			st.prune(e.UserID, u)
+		}
+	case domain.UserOnline:
+		st.user(e.UserID).online = true
+	case domain.UserOffline:
+		if u := st.users[e.UserID]; u != nil {
+			u.online = false
+			st.prune(e.UserID, u)
+		}
+	}
+}
+
+func (st *state) user(id string) *user {
+	u := st.users[id]
+	if u == nil {
+		u = &user{sessions: map[string]Session{}}
+		st.users[id] = u
+	}
+	return u
+}
+
+// prune drops a user with nothing left, so that equal presence gives an
+// equal state however it was reached.
+func (st *state) prune(id string, u *user) {
+	if !u.online && len(u.sessions) == 0 {
+		delete(st.users, id)
+	}
+}
+
+// Snapshot layout: users sorted by id, sessions by id.
+type snapshot struct {
+	Format   int                 `json:"format"`
+	Position eventstore.Position `json:"position"`
+	Users    []snapUser          `json:"users"`
+}
+
+type snapUser struct {
+	UserID   string    `json:"userId"`
+	Online   bool      `json:"online"`
+	Sessions []Session `json:"sessions"`
+}
+
+// MarshalSnapshot implements projections.Projection.
+func (m *Model) MarshalSnapshot() ([]byte, error) {
+	m.mu.RLock()
+	snap := snapshot{Format: snapshotFormat, Position: m.st.pos, Users: make([]snapUser, 0, len(m.st.users))}
+	for id, u := range m.st.users {
+		su := snapUser{UserID: id, Online: u.online, Sessions: make([]Session, 0, len(u.sessions))}
+		for _, s := range u.sessions {
+			su.Sessions = append(su.Sessions, s)
+		}
+		sort.Slice(su.Sessions, func(i, j int) bool { return su.Sessions[i].SessionID < su.Sessions[j].SessionID })
+		snap.Users = append(snap.Users, su)
+	}
+	m.mu.RUnlock()
+	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].UserID < snap.Users[j].UserID })
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return nil, fmt.Errorf("presence: marshal snapshot: %w", err)
+	}
+	return data, nil
+}
+
+// UnmarshalSnapshot implements projections.Projection, refusing a snapshot
+// whose invariants do not hold.
+func (m *Model) UnmarshalSnapshot(data []byte) error {
+	var snap snapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return fmt.Errorf("presence: read snapshot: %w", err)
+	}
+	if snap.Format != snapshotFormat {
+		return fmt.Errorf("presence: snapshot format %d, want %d", snap.Format, snapshotFormat)
+	}
+	st := &state{pos: snap.Position, users: make(map[string]*user, len(snap.Users))}
+	for _, su := range snap.Users {
+		if st.users[su.UserID] != nil {
+			return fmt.Errorf("presence: snapshot lists user %q twice", su.UserID)
+		}
+		if !su.Online && len(su.Sessions) == 0 {
+			return fmt.Errorf("presence: snapshot lists user %q with no presence", su.UserID)
+		}
+		u := &user{online: su.Online, sessions: make(map[string]Session, len(su.Sessions))}
+		for _, s := range su.Sessions {
+			if s.UserID != su.UserID {
+				return fmt.Errorf("presence: snapshot files session %q of %q under %q", s.SessionID, s.UserID, su.UserID)
+			}
+			if _, dup := u.sessions[s.SessionID]; dup {
+				return fmt.Errorf("presence: snapshot lists session %q twice", s.SessionID)
+			}
+			s.StartedAt = s.StartedAt.UTC()
+			u.sessions[s.SessionID] = s
+		}
+		st.users[su.UserID] = u
+	}
+	m.mu.Lock()
+	m.st = st
+	m.mu.Unlock()
+	return nil
+}
+
+// New implements projections.Projection.
+func (m *Model) New() projections.Projection { return New() }
+
+// Adopt implements projections.Projection: readers switch from m's state to
+// other's in one step.
+func (m *Model) Adopt(other projections.Projection) error {
+	o, ok := other.(*Model)
+	if !ok {
+		return fmt.Errorf("presence: adopt %T: not a presence model", other)
+	}
+	if o == m {
+		return nil
+	}
+	o.mu.Lock()
+	st := o.st
+	o.st = &state{users: map[string]*user{}}
+	o.mu.Unlock()
+	m.mu.Lock()
+	m.st = st
+	m.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,905 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/projections/internal/fastdecode"
+)
+
+// Defaults of Config.
+const (
+	DefaultSnapshotEvery    = 250_000
+	DefaultSnapshotInterval = 30 * time.Second
+	DefaultPageSize         = 4096
+	maxProjections          = 64 // slots are tracked in a uint64 bitmask
+)
+
+// Config configures a Runner (and RebuildOffline).
+type Config struct {
+	// Store is the event log to follow. Required.
+	Store eventstore.Store
+	// Path is the projections db file, e.g. <dataDir>/projections.db. Required.
+	Path string
+	// Decoder decodes stored events, upcasting old schema versions; the
+	// binary wires migrations.Decode. Nil means domain.Decode (current
+	// schema versions only).
+	Decoder Decoder
+	// DisableFastDecode turns off the reflection-free decoder for hot event
+	// types at their current schema version, so that Decoder sees every
+	// event. The fast path decodes exactly as encoding/json does; it exists
+	// because decoding dominates rebuild time.
+	DisableFastDecode bool
+	// SnapshotEvery persists the read models after this many events since
+	// the last save (default DefaultSnapshotEvery).
+	SnapshotEvery uint64
+	// SnapshotInterval persists changed read models at least this often
+	// (default DefaultSnapshotInterval). Run and Close also persist on the
+	// way out, so only a crash replays events: at most this much of the log.
+	SnapshotInterval time.Duration
+	// PageSize is how many events a rebuild reads per ReadAll (default
+	// DefaultPageSize).
+	PageSize int
+	// Retry is how a failing Apply is retried before the projection is
+	// parked as failed.
+	Retry RetryPolicy
+	// OnApplied, if set, is called after each batch the Runner applied, on
+	// the Runner's goroutine, with every event of the batch decoded and in
+	// log order (events of types no projection folds included), once the
+	// projections show the batch. It must return quickly (hand off to a
+	// queue) and must not retain nothing but the slice it is given. Across
+	// a restart it may see events again (from the oldest checkpoint).
+	OnApplied func(ctx context.Context, batch []Applied)
+	// Logger receives warnings and errors (default: discard).
+	Logger *slog.Logger
+	// Now is the clock for rates and snapshot timing (default time.Now).
+	Now func() time.Time
+}
+
+// RetryPolicy is the exponential backoff between attempts of a failing
+// Apply. A panicking Apply is not retried: its state may be torn.
+type RetryPolicy struct {
+	// MaxRetries is the number of retries after the first attempt. Zero
+	// means the default, 5; a negative value means no retries.
+	MaxRetries int
+	// InitialInterval is the wait before the first retry (default 100ms);
+	// each following wait doubles, up to MaxInterval (default 2s).
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Decoder == nil {
+		c.Decoder = DecoderFunc(domain.Decode)
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = DefaultPageSize
+	}
+	switch {
+	case c.Retry.MaxRetries == 0:
+		c.Retry.MaxRetries = 5
+	case c.Retry.MaxRetries < 0:
+		c.Retry.MaxRetries = 0
+	}
+	if c.Retry.InitialInterval <= 0 {
+		c.Retry.InitialInterval = 100 * time.Millisecond
+	}
+	if c.Retry.MaxInterval <= 0 {
+		c.Retry.MaxInterval = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return fmt.Errorf("%w: no store", ErrInvalidConfig)
+	case c.Path == "":
+		return fmt.Errorf("%w: no projections db path", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// State is a projection's condition, as Status reports it.
+type State int
+
+// States of a projection. The zero value is invalid.
+const (
+	// StateCatchingUp: applying history towards the head seen at start.
+	StateCatchingUp State = iota + 1
+	// StateLive: caught up; applying events as they commit.
+	StateLive
+	// StateRebuilding: being rebuilt from position zero, beside the live
+	// state (Rebuild) or in place (no usable snapshot at start).
+	StateRebuilding
+	// StateFailed: parked after an event could not be applied; see Err.
+	StateFailed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateCatchingUp:
+		return "catching-up"
+	case StateLive:
+		return "live"
+	case StateRebuilding:
+		return "rebuilding"
+	case StateFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// MarshalText renders the state as String does (for JSON status output).
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Status describes one projection.
+type Status struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	// Checkpoint is the position up to which the projection has seen the
+	// log; Head is the log's newest position; Lag = Head - Checkpoint.
+	Checkpoint eventstore.Position `json:"checkpoint"`
+	Head       eventstore.Position `json:"head"`
+	Lag        uint64              `json:"lag"`
+	State      State               `json:"state"`
+	// Err is the *FailedError that parked the projection, if it is parked.
+	Err error `json:"-"`
+	// Rate is the events per second the projection went through recently.
+	Rate float64 `json:"eventsPerSecond"`
+	// Rebuild is the progress of a rebuild beside the live state, if any.
+	Rebuild *Progress `json:"rebuild,omitempty"`
+}
+
+// Runner follows the global log from the projections' checkpoints and
+// applies it to them; see the package doc for the design.
+//
+// Its methods are safe for concurrent use. Run applies events on one
+// goroutine; Status, WaitFor and the projections' query methods may be
+// called from any goroutine meanwhile.
+type Runner struct {
+	cfg    Config
+	db     *snapshotDB
+	slots  []*slot
+	byName map[string]*slot
+	// masks maps an event type to the slots that fold it; allMask holds the
+	// slots that fold every type.
+	masks   map[string]uint64
+	allMask uint64
+
+	retry middleware.Retry
+
+	// life ends at Close, stopping rebuilds in progress.
+	life     context.Context
+	endLife  context.CancelFunc
+	rebuilds sync.WaitGroup
+
+	// dispatchMu is held while a batch is applied or snapshots are saved,
+	// and by a rebuild while it switches, so that the switch happens
+	// between two batches.
+	dispatchMu sync.Mutex
+	sinceSave  uint64    // guarded by dispatchMu
+	lastSave   time.Time // guarded by dispatchMu
+
+	mu        sync.Mutex // guards what follows and the slots' fields marked so
+	cursor    eventstore.Position
+	startHead eventstore.Position
+	notify    chan struct{} // closed and replaced when a checkpoint or state changes
+	running   bool
+	stopped   bool
+	closed    bool
+	cancelRun context.CancelFunc
+	runDone   chan struct{}
+}
+
+type slot struct {
+	p   Projection
+	bit uint64
+	// guarded by Runner.mu:
+	checkpoint eventstore.Position
+	inPlace    bool // started from zero with no usable snapshot
+	live       bool
+	failure    *FailedError
+	torn       bool // failed by a panic: never persist this state
+	dirty      bool
+	rebuild    *Progress
+	meter      meter
+}
+
+// NewRunner opens the projections db at cfg.Path and restores each
+// projection from its snapshot, so that queries answer from the persisted
+// state at once. A projection without a usable snapshot (none yet, another
+// Version, another store's epoch, unreadable) starts empty from position
+// zero and reports StateRebuilding until it has caught up.
+func NewRunner(ctx context.Context, cfg Config, projs ...Projection) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if len(projs) == 0 || len(projs) > maxProjections {
+		return nil, fmt.Errorf("%w: %d projections (want 1 to %d)", ErrInvalidConfig, len(projs), maxProjections)
+	}
+	r := &Runner{
+		cfg:    cfg,
+		byName: map[string]*slot{},
+		masks:  map[string]uint64{},
+		notify: make(chan struct{}),
+		retry:  retryMiddleware(cfg),
+	}
+	for i, p := range projs {
+		name := p.Name()
+		if name == "" || r.byName[name] != nil {
+			return nil, fmt.Errorf("%w: projection name %q is empty or repeated", ErrInvalidConfig, name)
+		}
+		s := &slot{p: p, bit: 1 << i}
+		r.slots = append(r.slots, s)
+		r.byName[name] = s
+		types := p.EventTypes()
+		if types == nil {
+			r.allMask |= s.bit
+		}
+		for _, t := range types {
+			r.masks[t] |= s.bit
+		}
+	}
+	db, err := openDB(cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	r.db = db
+	for _, s := range r.slots {
+		if err := r.restore(ctx, s); err != nil {
+			_ = db.close()
+			return nil, err
+		}
+	}
+	r.cursor = r.startPosition()
+	r.life, r.endLife = context.WithCancel(context.Background())
+	r.lastSave = cfg.Now()
+	return r, nil
+}
+
+func (r *Runner) restore(ctx context.Context, s *slot) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("projections: restore %q: %w", s.p.Name(), err)
+	}
+	st, err := r.db.load(s.p.Name())
+	if err != nil {
+		return err
+	}
+	log := r.cfg.Logger.With("projection", s.p.Name())
+	switch {
+	case !st.found:
+		s.inPlace = true
+		return nil
+	case st.epoch != r.cfg.Store.Epoch():
+		log.Warn("projections: snapshot belongs to another store; rebuilding from zero", "snapshotEpoch", st.epoch, "storeEpoch", r.cfg.Store.Epoch())
+		s.inPlace = true
+		return nil
+	case st.version != s.p.Version():
+		log.Warn("projections: snapshot of another version; rebuilding from zero", "snapshotVersion", st.version, "version", s.p.Version())
+		s.inPlace = true
+		return nil
+	}
+	if err := s.p.UnmarshalSnapshot(st.snapshot); err != nil {
+		log.Error("projections: unreadable snapshot; rebuilding from zero", "err", err)
+		// The projection may hold part of the snapshot; start from a clean one.
+		if err := s.p.Adopt(s.p.New()); err != nil {
+			return fmt.Errorf("projections: reset %q: %w", s.p.Name(), err)
+		}
+		s.inPlace = true
+		return nil
+	}
+	s.checkpoint = st.checkpoint
+	return nil
+}
+
+// startPosition is where following the log must start so that no projection
+// that is not parked misses an event. Caller holds r.mu or owns r.
+func (r *Runner) startPosition() eventstore.Position {
+	var from eventstore.Position
+	first := true
+	for _, s := range r.slots {
+		if s.failure != nil {
+			continue
+		}
+		if first || s.checkpoint < from {
+			from, first = s.checkpoint, false
+		}
+	}
+	if first {
+		return r.cursor
+	}
+	return from
+}
+
+// Projection returns the registered projection called name, or nil.
+func (r *Runner) Projection(name string) Projection {
+	if s := r.byName[name]; s != nil {
+		return s.p
+	}
+	return nil
+}
+
+// Run follows the log and applies it to the projections until ctx ends
+// (then it returns nil) or the store is closed. It resubscribes after
+// transient store errors, with backoff. It persists the read models on the
+// way out. Only one Run may be active at a time.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return ErrClosed
+	case r.running:
+		r.mu.Unlock()
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.running, r.stopped = true, false
+	r.cancelRun = cancel
+	r.runDone = make(chan struct{})
+	r.mu.Unlock()
+
+	err := r.run(ctx)
+
+	r.dispatchMu.Lock()
+	if perr := r.persistLocked(); perr != nil {
+		err = errors.Join(err, perr)
+	}
+	r.dispatchMu.Unlock()
+
+	r.mu.Lock()
+	r.running, r.stopped = false, true
+	r.wakeLocked()
+	close(r.runDone)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *Runner) run(ctx context.Context) error {
+	head, err := r.cfg.Store.Head(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("projections: read head: %w", err)
+	}
+	r.mu.Lock()
+	r.startHead = head
+	r.cursor = r.startPosition()
+	for _, s := range r.slots {
+		r.markLiveLocked(s)
+	}
+	r.wakeLocked()
+	r.mu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { r.persistLoop(ctx) })
+	defer wg.Wait()
+	return r.follow(ctx)
+}
+
+// follow subscribes from the cursor and resubscribes after errors that are
+// not the end of the store.
+func (r *Runner) follow(ctx context.Context) error {
+	const maxDelay = 5 * time.Second
+	delay := 100 * time.Millisecond
+	for {
+		r.mu.Lock()
+		from := r.cursor
+		r.mu.Unlock()
+		err := r.cfg.Store.Subscribe(ctx, from, r.handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, eventstore.ErrClosed) {
+			return fmt.Errorf("projections: follow log from %d: %w", from, err)
+		}
+		r.mu.Lock()
+		progressed := r.cursor != from
+		r.mu.Unlock()
+		if progressed {
+			delay = 100 * time.Millisecond
+		}
+		r.cfg.Logger.Warn("projections: subscription ended; resubscribing", "from", from, "err", err, "after", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxDelay)
+	}
+}
+
+// handle applies one batch of the subscription to every projection that is
+// not parked, then publishes the new checkpoints and calls OnApplied.
+func (r *Runner) handle(ctx context.Context, events []eventstore.RecordedEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	r.dispatchMu.Lock()
+	defer r.dispatchMu.Unlock()
+
+	b := r.decodeBatch(events, r.masks, r.allMask, r.cfg.OnApplied != nil)
+	last := events[len(events)-1].Position
+	for _, s := range r.slots {
+		r.mu.Lock()
+		skip, from := s.failure != nil, s.checkpoint
+		r.mu.Unlock()
+		if skip {
+			continue
+		}
+		if from < s.p.Position() {
+			from = s.p.Position()
+		}
+		sub, stop := b.forSlot(s.bit, from)
+		if err := r.applyWithRetry(ctx, s.p, sub); err != nil {
+			if ctx.Err() != nil {
+				r.advance(s, 0, 0)
+				return fmt.Errorf("projections: apply %q: %w", s.p.Name(), ctx.Err())
+			}
+			r.park(s, sub, err)
+			continue
+		}
+		if stop != nil {
+			r.park(s, nil, stop)
+			continue
+		}
+		r.advance(s, last, uint64(len(events)))
+	}
+
+	r.mu.Lock()
+	r.cursor = last
+	r.wakeLocked()
+	r.mu.Unlock()
+
+	if r.cfg.OnApplied != nil {
+		r.callOnApplied(ctx, b.events)
+	}
+	r.sinceSave += uint64(len(events))
+	if r.sinceSave >= r.cfg.SnapshotEvery || r.cfg.Now().Sub(r.lastSave) >= r.cfg.SnapshotInterval {
+		if err := r.persistLocked(); err != nil {
+			r.cfg.Logger.Error("projections: save snapshots", "err", err)
+		}
+	}
+	return nil
+}
+
+// advance records that s has seen the log up to pos (or, with pos 0, up to
+// what its projection reports applied).
+func (r *Runner) advance(s *slot, pos eventstore.Position, n uint64) {
+	if p := s.p.Position(); p > pos {
+		pos = p
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pos > s.checkpoint {
+		s.checkpoint = pos
+		s.dirty = true
+	}
+	if n > 0 {
+		s.meter.add(r.cfg.Now(), n)
+	}
+	r.markLiveLocked(s)
+}
+
+func (r *Runner) markLiveLocked(s *slot) {
+	if !s.live && s.failure == nil && s.checkpoint >= r.startHead {
+		s.live, s.inPlace = true, false
+	}
+}
+
+// park stops applying events to s: the event after its last applied one
+// failed (or, for a decode failure, cause is already a *FailedError).
+func (r *Runner) park(s *slot, batch []Applied, cause error) {
+	r.advance(s, 0, 0)
+	fe, ok := cause.(*FailedError)
+	if !ok {
+		fe = &FailedError{Position: firstAfter(batch, s.p.Position()), Err: cause}
+	}
+	fe.Name = s.p.Name()
+	var torn bool
+	var rp middleware.RecoveredPanicError
+	if errors.As(cause, &rp) {
+		torn = true
+		fe.Err = fmt.Errorf("panic: %v", rp.V)
+		r.cfg.Logger.Error("projections: projection panicked; parked", "projection", s.p.Name(), "position", fe.Position, "panic", rp.V, "stack", rp.Stacktrace)
+	} else {
+		r.cfg.Logger.Error("projections: projection failed; parked", "projection", s.p.Name(), "position", fe.Position, "err", fe.Err)
+	}
+	r.mu.Lock()
+	s.failure, s.torn = fe, torn
+	r.wakeLocked()
+	r.mu.Unlock()
+}
+
+func firstAfter(batch []Applied, pos eventstore.Position) eventstore.Position {
+	for _, a := range batch {
+		if a.Position > pos {
+			return a.Position
+		}
+	}
+	return pos + 1
+}
+
+func (r *Runner) callOnApplied(ctx context.Context, batch []Applied) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.cfg.Logger.Error("projections: OnApplied panicked", "panic", v)
+		}
+	}()
+	r.cfg.OnApplied(ctx, batch)
+}
+
+func (r *Runner) wakeLocked() {
+	close(r.notify)
+	r.notify = make(chan struct{})
+}
+
+// persistLoop saves changed read models every SnapshotInterval, so a quiet
+// log does not leave the last batches unsaved until the next event.
+func (r *Runner) persistLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.dispatchMu.Lock()
+			if r.cfg.Now().Sub(r.lastSave) >= r.cfg.SnapshotInterval {
+				if err := r.persistLocked(); err != nil {
+					r.cfg.Logger.Error("projections: save snapshots", "err", err)
+				}
+			}
+			r.dispatchMu.Unlock()
+		}
+	}
+}
+
+// persistLocked saves every changed projection with its checkpoint in one
+// transaction. Caller holds dispatchMu, so no Apply runs meanwhile and each
+// snapshot matches its checkpoint exactly.
+func (r *Runner) persistLocked() error {
+	var dirty []*slot
+	r.mu.Lock()
+	for _, s := range r.slots {
+		if s.dirty && !s.torn {
+			dirty = append(dirty, s)
+		}
+	}
+	r.mu.Unlock()
+	err := r.saveSlots(dirty)
+	r.sinceSave, r.lastSave = 0, r.cfg.Now()
+	return err
+}
+
+func (r *Runner) saveSlots(slots []*slot) error {
+	recs := make([]record, 0, len(slots))
+	for _, s := range slots {
+		data, err := s.p.MarshalSnapshot()
+		if err != nil {
+			return fmt.Errorf("projections: snapshot %q: %w", s.p.Name(), err)
+		}
+		r.mu.Lock()
+		cp := s.checkpoint
+		r.mu.Unlock()
+		recs = append(recs, record{name: s.p.Name(), version: s.p.Version(), checkpoint: cp, snapshot: data})
+	}
+	if err := r.db.save(r.cfg.Store.Epoch(), recs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, s := range slots {
+		s.dirty = false
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Close stops Run and any rebuild in progress, waits for them, saves the
+// read models and closes the projections db. The projections' query
+// methods keep answering from memory afterwards.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	running, cancel, done := r.running, r.cancelRun, r.runDone
+	r.endLife()
+	r.wakeLocked()
+	r.mu.Unlock()
+	if running {
+		cancel()
+		<-done
+	}
+	r.rebuilds.Wait()
+	r.dispatchMu.Lock()
+	err := r.persistLocked()
+	r.dispatchMu.Unlock()
+	return errors.Join(err, r.db.close())
+}
+
+// Status reports every projection, in registration order.
+func (r *Runner) Status(ctx context.Context) ([]Status, error) {
+	head, err := r.cfg.Store.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("projections: status: read head: %w", err)
+	}
+	now := r.cfg.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Status, 0, len(r.slots))
+	for _, s := range r.slots {
+		st := Status{
+			Name: s.p.Name(), Version: s.p.Version(), Checkpoint: s.checkpoint, Head: head,
+			Rate: s.meter.value(now),
+		}
+		if head > s.checkpoint {
+			st.Lag = uint64(head - s.checkpoint)
+		}
+		if s.failure != nil {
+			st.Err = s.failure
+		}
+		switch {
+		case s.rebuild != nil:
+			p := *s.rebuild
+			st.Rebuild = &p
+			st.State = StateRebuilding
+		case s.failure != nil:
+			st.State = StateFailed
+		case s.inPlace:
+			st.State = StateRebuilding
+		case s.live:
+			st.State = StateLive
+		default:
+			st.State = StateCatchingUp
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// WaitFor blocks until the named projections (all of them when none is
+// named) have applied the log up to pos, which is how a caller that just
+// appended answers only once its own write is visible. It returns a
+// *FailedError (errors.Is ErrProjectionFailed) if one of them is parked
+// short of pos, ErrStopped once Run has returned short of pos, ErrClosed
+// after Close, ErrUnknownProjection for an unknown name, or ctx's error.
+func (r *Runner) WaitFor(ctx context.Context, pos eventstore.Position, names ...string) error {
+	slots := r.slots
+	if len(names) > 0 {
+		slots = make([]*slot, 0, len(names))
+		for _, n := range names {
+			s := r.byName[n]
+			if s == nil {
+				return fmt.Errorf("%w: %q", ErrUnknownProjection, n)
+			}
+			slots = append(slots, s)
+		}
+	}
+	for {
+		r.mu.Lock()
+		done, err := true, error(nil)
+		for _, s := range slots {
+			if s.checkpoint >= pos {
+				continue
+			}
+			done = false
+			if s.failure != nil {
+				err = s.failure
+				break
+			}
+		}
+		switch {
+		case done:
+		case err != nil:
+		case r.closed:
+			err = ErrClosed
+		case r.stopped:
+			err = ErrStopped
+		}
+		wake := r.notify
+		r.mu.Unlock()
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("projections: wait for position %d: %w", pos, ctx.Err())
+		case <-wake:
+		}
+	}
+}
+
+// retryMiddleware builds watermill's Retry middleware from the policy. One
+// watermill message carries one batch for one projection; see applyWithRetry.
+func retryMiddleware(cfg Config) middleware.Retry {
+	return middleware.Retry{
+		MaxRetries:      cfg.Retry.MaxRetries,
+		InitialInterval: cfg.Retry.InitialInterval,
+		MaxInterval:     cfg.Retry.MaxInterval,
+		Multiplier:      2,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			var rp middleware.RecoveredPanicError
+			if errors.As(p.Err, &rp) {
+				return false
+			}
+			cfg.Logger.Warn("projections: apply failed; retrying", "attempt", p.RetryNum+1, "in", p.Delay, "err", p.Err)
+			return true
+		},
+	}
+}
+
+// applyWithRetry applies batch to p through watermill's Recoverer and Retry
+// middleware. Each attempt applies only what p has not applied yet (the
+// events after p.Position()), so a retry never applies an event twice.
+func (r *Runner) applyWithRetry(ctx context.Context, p Projection, batch []Applied) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	h := func(msg *message.Message) ([]*message.Message, error) {
+		pos := p.Position()
+		rest := batch[sort.Search(len(batch), func(i int) bool { return batch[i].Position > pos }):]
+		if len(rest) == 0 {
+			return nil, nil
+		}
+		return nil, p.Apply(msg.Context(), rest)
+	}
+	msg := message.NewMessage("", nil)
+	msg.SetContext(ctx)
+	_, err := r.retry.Middleware(middleware.Recoverer(h))(msg)
+	return err
+}
+
+// meter measures events per second over windows of about a second.
+type meter struct {
+	winStart time.Time
+	n        uint64
+	rate     float64
+	last     time.Time
+}
+
+func (m *meter) add(now time.Time, n uint64) {
+	if m.winStart.IsZero() {
+		m.winStart = now
+	}
+	m.n += n
+	m.last = now
+	if el := now.Sub(m.winStart); el >= time.Second {
+		m.rate = float64(m.n) / el.Seconds()
+		m.n, m.winStart = 0, now
+	}
+}
+
+func (m *meter) value(now time.Time) float64 {
+	switch {
+	case m.last.IsZero() || now.Sub(m.last) > 2*time.Second:
+		return 0
+	case m.rate > 0:
+		return m.rate
+	}
+	if el := now.Sub(m.winStart); el > 0 {
+		return float64(m.n) / el.Seconds()
+	}
+	return 0
+}
+
+// decodeBatch decodes the events that some slot folds (every event when
+// all is set) and records, per event, which slots fold it.
+func (r *Runner) decodeBatch(events []eventstore.RecordedEvent, masks map[string]uint64, allMask uint64, all bool) decoded {
+	d := decoded{
+		events: make([]Applied, 0, len(events)),
+		masks:  make([]uint64, 0, len(events)),
+	}
+	for i := range events {
+		e := &events[i]
+		mask := masks[e.Type] | allMask
+		if mask == 0 && !all {
+			continue
+		}
+		env, err := r.decode(e)
+		if err != nil {
+			if mask != 0 {
+				d.fails = append(d.fails, decodeFailure{pos: e.Position, mask: mask, err: err})
+			} else {
+				r.cfg.Logger.Warn("projections: undecodable event skipped for OnApplied", "position", e.Position, "type", e.Type, "err", err)
+			}
+			continue
+		}
+		d.events = append(d.events, Applied{Position: e.Position, StreamVersion: e.Version, RecordedAt: e.RecordedAt, Envelope: env})
+		d.masks = append(d.masks, mask)
+	}
+	return d
+}
+
+func (r *Runner) decode(e *eventstore.RecordedEvent) (domain.Envelope, error) {
+	raw := domain.RawEvent{ID: e.ID, Stream: e.Stream, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.Metadata}
+	if !r.cfg.DisableFastDecode {
+		if env, ok := fastdecode.Decode(raw); ok {
+			return env, nil
+		}
+	}
+	env, err := r.cfg.Decoder.Decode(raw)
+	if err != nil {
+		return domain.Envelope{}, fmt.Errorf("decode %s event %s: %w", e.Type, e.ID, err)
+	}
+	return env, nil
+}
+
+type decodeFailure struct {
+	pos  eventstore.Position
+	mask uint64
+	err  error
+}
+
+// decoded is a batch after decoding: events[i] is folded by the slots in
+// masks[i]; fails are the events some slot folds that would not decode.
+type decoded struct {
+	events []Applied
+	masks  []uint64
+	fails  []decodeFailure
+}
+
+// forSlot returns the events after from that the slot with bit folds, up to
+// (not including) the first of them that failed to decode, which it returns
+// as the *FailedError that parks the slot.
+func (d *decoded) forSlot(bit uint64, from eventstore.Position) ([]Applied, *FailedError) {
+	var stop *FailedError
+	for _, f := range d.fails {
+		if f.mask&bit != 0 && f.pos > from {
+			stop = &FailedError{Position: f.pos, Err: f.err}
+			break
+		}
+	}
+	start := sort.Search(len(d.events), func(i int) bool { return d.events[i].Position > from })
+	end := len(d.events)
+	if stop != nil {
+		end = sort.Search(len(d.events), func(i int) bool { return d.events[i].Position >= stop.Position })
+	}
+	if start >= end {
+		return nil, stop
+	}
+	every := true
+	for _, m := range d.masks[start:end] {
+		if m&bit == 0 {
+			every = false
+			break
+		}
+	}
+	if every {
+		return d.events[start:end], stop
+	}
+	out := make([]Applied, 0, end-start)
+	for i := start; i < end; i++ {
+		if d.masks[i]&bit != 0 {
+			out = append(out, d.events[i])
+		}
+	}
+	return out, stop
+}
