@@ -33,6 +33,9 @@ const (
 	// arrives during the upgrade waits this long, so a GET racing the
 	// client's upgrade packet is refused rather than answered.
 	upgradeNoopDelay = 100 * time.Millisecond
+	// closeReplyGrace is how long a session closed by the client's close
+	// packet (sent by POST) stays findable for a GET that raced it.
+	closeReplyGrace = 100 * time.Millisecond
 )
 
 // Config configures a Server. The zero value of every field means its default.

@@ -15,6 +15,14 @@ import (
 func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s.mu.Lock()
+	if s.state == stateClosed && s.lingerReply && !s.polling {
+		s.lingerReply = false
+		reply := s.closeReply
+		s.mu.Unlock()
+		s.srv.remove(s)
+		_ = writePollResponse(w, nil, reply, false)
+		return
+	}
 	if s.transport != transportPolling || s.state == stateClosed {
 		s.mu.Unlock()
 		writeError(w, http.StatusBadRequest, codeBadRequest)

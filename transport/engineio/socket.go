@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"sync"
@@ -81,11 +82,14 @@ type Socket struct {
 	polling      bool       // a long-polling GET is waiting
 	posting      bool       // a long-polling POST is being processed
 	closeReply   packetType // what a waiting GET answers when the session ends
+	lingerReply  bool       // a GET racing the client's close still gets closeReply
 	awaitingPong bool
 	heartbeatDue time.Time
 	heartbeat    *time.Timer
 	graceTimer   *time.Timer
 
+	ctx     context.Context // cancelled when the socket stops being open
+	cancel  context.CancelFunc
 	aborted atomic.Bool   // state reached stateClosed; read by the writer per frame
 	wake    chan struct{} // wakes a waiting GET; capacity 1
 	done    chan struct{} // closed after the close callback returned
@@ -105,6 +109,7 @@ func newSocket(srv *Server, r *http.Request, id string, t transportKind) *Socket
 		done:       make(chan struct{}),
 	}
 	s.writerIdle.L = &s.mu
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
 
@@ -146,6 +151,11 @@ func (s *Socket) OnClose(fn func(reason error)) {
 	s.onClose = fn
 	s.deliverMu.Unlock()
 }
+
+// Context is cancelled as soon as the socket stops being open (Close was
+// called or the session failed), before the close callback runs. Work done
+// on behalf of this client (an authentication lookup, say) can use it.
+func (s *Socket) Context() context.Context { return s.ctx }
 
 // Done is closed once the session has ended and the close callback returned.
 func (s *Socket) Done() <-chan struct{} { return s.done }
@@ -255,6 +265,7 @@ func (s *Socket) Close(reason error) {
 	}
 	s.state = stateClosing
 	s.closeErr = reason
+	s.cancel()
 	s.stopHeartbeatLocked()
 	if s.transport == transportWebSocket {
 		s.startWriterLocked()
@@ -278,6 +289,7 @@ func (s *Socket) abort(reason error) {
 		s.closeErr = reason
 	}
 	s.aborted.Store(true)
+	s.cancel()
 	s.stopHeartbeatLocked()
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
@@ -295,8 +307,17 @@ func (s *Socket) abort(reason error) {
 		s.signal()
 		finalizeHere = true
 	}
+	// A client that POSTs its close packet while its GET is in flight on
+	// another connection expects the GET to end with noop, not with 400:
+	// keep the session findable for that GET a moment.
+	linger := finalizeHere && !s.polling && s.closeReply == packetNoop
+	s.lingerReply = linger
 	s.mu.Unlock()
-	s.srv.remove(s)
+	if linger {
+		time.AfterFunc(closeReplyGrace, func() { s.srv.remove(s) })
+	} else {
+		s.srv.remove(s)
+	}
 	if probe != nil {
 		probe.Close()
 	}
