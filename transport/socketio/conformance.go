@@ -13,9 +13,9 @@ import (
 // Settings the official test suites (socketio/engine.io-protocol and
 // socketio/socket.io-protocol, test-suite/) expect from the server under test.
 const (
-	conformancePingInterval   = 300 * time.Millisecond
-	conformancePingTimeout    = 200 * time.Millisecond
-	conformanceMaxPayload     = 1_000_000
+	conformancePingInterval = 300 * time.Millisecond
+	conformancePingTimeout  = 200 * time.Millisecond
+	conformanceMaxPayload   = 1_000_000
 	// conformanceConnectTimeout is twice the reference configuration's
 	// 1000 ms: the suite's long-polling heartbeat case runs three 300 ms
 	// ping cycles on a session that never joins a namespace, which leaves
