@@ -193,11 +193,4 @@ func checkJWKSURL(raw string) error {
 	return nil
 }
 
-func keyKind(pub any) string {
-	switch pub.(type) {
-	case nil:
-		return "missing"
-	default:
-		return fmt.Sprintf("%T", pub)
-	}
-}
+func keyKind(pub any) string { return fmt.Sprintf("%T", pub) }
