@@ -27,7 +27,7 @@ const (
 	closeWait = time.Second
 	// pollingCloseGrace is how long a gracefully closed long-polling session
 	// waits for the client's next GET to carry the close packet.
-	pollingCloseGrace = 5 * time.Second
+	pollingCloseGrace = 2 * time.Second
 	// upgradeNoopDelay mirrors the reference server, which answers polls
 	// with noop every 100 ms while an upgrade is in progress. A GET that
 	// arrives during the upgrade waits this long, so a GET racing the
@@ -35,7 +35,7 @@ const (
 	upgradeNoopDelay = 100 * time.Millisecond
 	// closeReplyGrace is how long a session closed by the client's close
 	// packet (sent by POST) stays findable for a GET that raced it.
-	closeReplyGrace = 100 * time.Millisecond
+	closeReplyGrace = time.Second
 )
 
 // Config configures a Server. The zero value of every field means its default.
