@@ -34,13 +34,14 @@ const (
 type Option func(*options)
 
 type options struct {
-	now             func() time.Time
-	logger          *slog.Logger
-	lockTimeout     time.Duration
-	maxBatchEvents  int
-	maxBatchBytes   int
-	initialMmapSize int
-	allocSize       int
+	now              func() time.Time
+	logger           *slog.Logger
+	lockTimeout      time.Duration
+	maxBatchEvents   int
+	maxBatchBytes    int
+	initialMmapSize  int
+	allocSize        int
+	indexFlushEvents int
 }
 
 func (o *options) setDefaults() {
@@ -65,6 +66,9 @@ func (o *options) setDefaults() {
 	if o.allocSize <= 0 {
 		o.allocSize = DefaultAllocSize
 	}
+	if o.indexFlushEvents <= 0 {
+		o.indexFlushEvents = DefaultIndexFlushEvents
+	}
 }
 
 // WithClock sets the clock that stamps RecordedAt and judges MaxAge
@@ -85,3 +89,8 @@ func WithMaxBatch(events, bytes int) Option {
 
 // WithInitialMmapSize sets the address space bbolt maps at Open.
 func WithInitialMmapSize(bytes int) Option { return func(o *options) { o.initialMmapSize = bytes } }
+
+// WithIndexFlushEvents sets how many events' index entries the writer keeps
+// in memory before writing them to the on-disk indexes (see index.go). It
+// bounds the log replay at Open as well as the memory.
+func WithIndexFlushEvents(n int) Option { return func(o *options) { o.indexFlushEvents = n } }

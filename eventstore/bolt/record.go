@@ -92,16 +92,6 @@ func patchRecord(rec []byte, at int64, version uint64) {
 	binary.BigEndian.PutUint64(rec[9:17], version)
 }
 
-// recordID returns the ID bytes inside an encoded record, so the ids index
-// can use them as its key without another copy.
-func recordID(rec []byte) []byte {
-	v, err := decodeRecord(rec)
-	if err != nil {
-		panic("bolt: recordID of a record this process encoded: " + err.Error())
-	}
-	return v.id
-}
-
 // decodeRecord parses a record. It never panics and accepts only the exact
 // encoding: trailing bytes are corruption.
 func decodeRecord(b []byte) (recordView, error) {

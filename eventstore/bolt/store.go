@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/wardline/wardline/eventstore"
 )
@@ -30,11 +31,15 @@ const FileName = "events.db"
 
 // Buckets and keys of the layout (FormatVersion 1):
 //
-//	meta        "format" → decimal FormatVersion; "epoch" → the epoch
+//	meta        "format" → decimal FormatVersion; "epoch" → the epoch;
+//	            "indexed" → big-endian position the indexes cover
 //	log         big-endian position → record (record.go)
 //	streams     uvarint(len(stream)) stream big-endian version → big-endian position
 //	ids         event ID → big-endian position
 //	streammeta  stream → StreamMetadata (record.go)
+//
+// streams and ids are written lazily and cover the log up to "indexed";
+// the rest of their entries live in memory (index.go).
 var (
 	bucketMeta       = []byte("meta")
 	bucketLog        = []byte("log")
@@ -43,6 +48,7 @@ var (
 	bucketStreamMeta = []byte("streammeta")
 	keyFormat        = []byte("format")
 	keyEpoch         = []byte("epoch")
+	keyIndexed       = []byte("indexed")
 )
 
 var _ eventstore.Store = (*Store)(nil)
@@ -72,7 +78,36 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	w writerState // owned by the writer goroutine
+	mem   memIndex    // index entries not yet on disk
+	w     writerState // owned by the writer goroutine
+	stats struct {
+		commits, events, pages atomic.Uint64
+		commitNanos            atomic.Int64
+	}
+}
+
+// Stats are cumulative counters of the writer, for metrics.
+type Stats struct {
+	// Commits counts transactions committed (each one fsync of the log).
+	Commits uint64
+	// Events counts events committed; Events/Commits is the mean group size.
+	Events uint64
+	// CommitTime is the total time spent building and committing
+	// transactions, fsyncs included.
+	CommitTime time.Duration
+	// PageWrites counts page writes (4 KiB each by default), indexes and
+	// bbolt's own bookkeeping included.
+	PageWrites uint64
+}
+
+// Stats returns the writer's counters so far.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Commits:    s.stats.commits.Load(),
+		Events:     s.stats.events.Load(),
+		CommitTime: time.Duration(s.stats.commitNanos.Load()),
+		PageWrites: s.stats.pages.Load(),
+	}
 }
 
 // Open opens (creating if needed) the store in dir and starts its writer.
@@ -107,7 +142,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		NoFreelistSync: false,
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bberrors.ErrTimeout) {
 			return nil, fmt.Errorf("bolt: open %s: %w", path, eventstore.ErrLocked)
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
@@ -185,8 +220,28 @@ func (s *Store) load() error {
 			s.w.lastAt = rec.at
 		}
 		s.w.next = eventstore.Position(s.head.Load() + 1)
-		return nil
+		return s.replayIndex(tx)
 	})
+}
+
+// replayIndex rebuilds the in-memory index entries of the events after the
+// "indexed" marker.
+func (s *Store) replayIndex(tx *bbolt.Tx) error {
+	s.mem.active = newGeneration(s.opts.indexFlushEvents)
+	var indexed eventstore.Position
+	if raw := tx.Bucket(bucketMeta).Get(keyIndexed); len(raw) == 8 {
+		indexed = eventstore.Position(binary.BigEndian.Uint64(raw))
+	}
+	c := tx.Bucket(bucketLog).Cursor()
+	for k, v := c.Seek(positionKey(nil, indexed+1)); k != nil; k, v = c.Next() {
+		p := eventstore.Position(binary.BigEndian.Uint64(k))
+		rec, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("bolt: %s: replay index at position %d: %w", s.path, p, err)
+		}
+		s.mem.active.add(string(rec.stream), rec.version, []string{string(rec.id)}, []eventstore.Position{p})
+	}
+	return nil
 }
 
 // readFormat returns the format marker, 0 for a new (empty) file.
@@ -217,7 +272,7 @@ func ReadFormatVersion(dir string) (int, error) {
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bberrors.ErrTimeout) {
 			return 0, fmt.Errorf("bolt: read format of %s: %w", path, eventstore.ErrLocked)
 		}
 		return 0, fmt.Errorf("bolt: read format of %s: %w", path, err)
@@ -270,7 +325,7 @@ func (s *Store) usable(ctx context.Context, op string) error {
 // view runs fn in a read transaction, mapping a closed database to ErrClosed.
 func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
 	err := s.db.View(fn)
-	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bberrors.ErrDatabaseNotOpen) {
 		return eventstore.ErrClosed
 	}
 	return err
@@ -325,29 +380,29 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 	head := eventstore.Position(s.head.Load())
 	now := s.opts.now()
 	var out []eventstore.RecordedEvent
+	s.mem.mu.RLock() // see memIndex: held for the whole read transaction
+	defer s.mem.mu.RUnlock()
 	err := s.view(func(tx *bbolt.Tx) error {
 		meta, err := streamMeta(tx, stream)
 		if err != nil {
 			return err
 		}
-		prefix := streamPrefix(nil, stream)
-		c := tx.Bucket(bucketStreams).Cursor()
-		last, ok := lastVisible(c, prefix, head)
+		idx := streamIndex{stream: stream, prefix: streamPrefix(nil, stream), mem: &s.mem, disk: tx.Bucket(bucketStreams)}
+		last, ok := idx.last(head)
 		if !ok {
 			return eventstore.ErrStreamNotFound
 		}
 		logB := tx.Bucket(bucketLog)
 		var d batchDecoder
-		// take adds the event at key k/value v; it reports whether to go on.
-		take := func(k, v []byte) (bool, error) {
-			version := binary.BigEndian.Uint64(k[len(prefix):])
-			p := eventstore.Position(binary.BigEndian.Uint64(v))
-			if p > head {
-				return false, nil // versions after this one are newer still
+		// take adds version if retention keeps it; it reports whether to go on.
+		take := func(version uint64) (bool, error) {
+			p, ok := idx.position(version)
+			if !ok {
+				return false, fmt.Errorf("version %d of %d missing from the index", version, last)
 			}
-			raw := logB.Get(v)
+			raw := logB.Get(positionKey(nil, p))
 			if raw == nil {
-				return false, fmt.Errorf("stream %q version %d: position %d missing from the log", stream, version, p)
+				return false, fmt.Errorf("version %d: position %d missing from the log", version, p)
 			}
 			at, err := recordTime(raw)
 			if err != nil {
@@ -368,11 +423,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 			if meta.MaxCount > 0 && last > meta.MaxCount {
 				start = max(start, last-meta.MaxCount+1)
 			}
-			for k, v := c.Seek(streamKey(nil, stream, start)); k != nil && isStreamKey(k, prefix); k, v = c.Next() {
-				if more, err := take(k, v); err != nil || !more {
-					if err != nil {
-						return err
-					}
+			for v := start; v <= last; v++ {
+				more, err := take(v)
+				if err != nil {
+					return err
+				}
+				if !more {
 					break
 				}
 			}
@@ -381,15 +437,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 			if start == 0 || start > last {
 				start = last
 			}
-			k, v := c.Seek(streamKey(nil, stream, start))
-			if k == nil || !bytes.Equal(k, streamKey(nil, stream, start)) {
-				k, v = c.Prev()
-			}
-			for ; k != nil && isStreamKey(k, prefix); k, v = c.Prev() {
-				if more, err := take(k, v); err != nil || !more {
-					if err != nil {
-						return err
-					}
+			for v := start; v >= 1; v-- {
+				more, err := take(v)
+				if err != nil {
+					return err
+				}
+				if !more {
 					break
 				}
 			}
@@ -403,24 +456,58 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 	return out, nil
 }
 
+// streamIndex finds a stream's events through the in-memory and on-disk
+// indexes. Versions are gap-free, so it works version by version.
+type streamIndex struct {
+	stream string
+	prefix []byte
+	mem    *memIndex
+	disk   *bbolt.Bucket
+	key    []byte
+}
+
+func (x *streamIndex) position(version uint64) (eventstore.Position, bool) {
+	if p, ok := x.mem.position(x.stream, version); ok {
+		return p, true
+	}
+	x.key = binary.BigEndian.AppendUint64(append(x.key[:0], x.prefix...), version)
+	v := x.disk.Get(x.key)
+	if len(v) != 8 {
+		return 0, false
+	}
+	return eventstore.Position(binary.BigEndian.Uint64(v)), true
+}
+
+// last returns the newest version whose event is at or before head.
+func (x *streamIndex) last(head eventstore.Position) (uint64, bool) {
+	v, ok := x.mem.lastVersion(x.stream)
+	if !ok {
+		return lastOnDisk(x.disk.Cursor(), x.prefix)
+	}
+	// Entries reach memory just before the head moves past them.
+	for ; v > 0; v-- {
+		if p, ok := x.position(v); ok && p <= head {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
 func isStreamKey(k, prefix []byte) bool {
 	return len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix)
 }
 
-// lastVisible returns the newest version of the stream whose event is at
-// or before head.
-func lastVisible(c *bbolt.Cursor, prefix []byte, head eventstore.Position) (uint64, bool) {
+// lastOnDisk returns the newest version of the stream in the on-disk index.
+func lastOnDisk(c *bbolt.Cursor, prefix []byte) (uint64, bool) {
 	seek := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	k, v := c.Seek(seek)
-	if k == nil {
-		k, v = c.Last()
+	var k []byte
+	if k, _ = c.Seek(seek); k == nil {
+		k, _ = c.Last()
 	} else {
-		k, v = c.Prev()
+		k, _ = c.Prev()
 	}
-	for ; k != nil && isStreamKey(k, prefix); k, v = c.Prev() {
-		if eventstore.Position(binary.BigEndian.Uint64(v)) <= head {
-			return binary.BigEndian.Uint64(k[len(prefix):]), true
-		}
+	if k != nil && isStreamKey(k, prefix) {
+		return binary.BigEndian.Uint64(k[len(prefix):]), true
 	}
 	return 0, false
 }

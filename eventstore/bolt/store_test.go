@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,17 @@ func openStore(t testing.TB, dir string, opts ...bolt.Option) *bolt.Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) eventstore.Store { return openStore(t, "") })
+}
+
+// The stream and ID indexes live partly in memory until enough events pile
+// up; small thresholds make every case cross that boundary, or flush at
+// every commit.
+func TestContractWithFrequentIndexFlushes(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("every %d events", n), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) eventstore.Store { return openStore(t, "", bolt.WithIndexFlushEvents(n)) })
+		})
+	}
 }
 
 func TestOpen(t *testing.T) {

@@ -1,0 +1,156 @@
+package bolt
+
+import (
+	"sync"
+
+	"github.com/wardline/wardline/eventstore"
+)
+
+// The stream and ID indexes are written lazily. Writing them with every
+// group commit dirties one B+tree page per stream touched (a stream's
+// entries sit together, far from other streams'), which tripled the pages
+// and the fsync'd bytes of a commit. Instead the writer keeps the index
+// entries of recent events in memory and writes them in bulk, in the same
+// transaction as a later batch, once DefaultIndexFlushEvents have piled up.
+// The log is always written with its commit, so nothing durable depends on
+// the lazy part: Open rebuilds it by replaying the log after the "indexed"
+// marker (a few tens of thousands of events at most).
+
+// DefaultIndexFlushEvents is how many events' index entries the writer keeps
+// in memory before it writes them to the on-disk indexes.
+const DefaultIndexFlushEvents = 32768
+
+// tail holds the positions of consecutive versions of one stream, from first.
+type tail struct {
+	first     uint64
+	positions []eventstore.Position
+}
+
+func (t *tail) last() uint64 { return t.first + uint64(len(t.positions)) - 1 }
+
+// generation is a set of index entries not yet on disk.
+type generation struct {
+	streams map[string]*tail
+	ids     map[string]eventstore.Position
+	through eventstore.Position // the newest position it covers
+	events  int
+}
+
+// newGeneration sizes the maps for events entries up front: growing a map
+// of tens of thousands of entries rehashes it several times, which showed
+// up in the writer's profile.
+func newGeneration(events int) *generation {
+	return &generation{streams: make(map[string]*tail, min(events, 1024)), ids: make(map[string]eventstore.Position, events)}
+}
+
+// add records that stream's versions from first on are at positions.
+func (g *generation) add(stream string, first uint64, ids []string, positions []eventstore.Position) {
+	t := g.streams[stream]
+	if t == nil {
+		t = &tail{first: first}
+		g.streams[stream] = t
+	}
+	t.positions = append(t.positions, positions...)
+	for i, id := range ids {
+		g.ids[id] = positions[i]
+	}
+	g.through = max(g.through, positions[len(positions)-1])
+	g.events += len(positions)
+}
+
+// memIndex is the in-memory part of the indexes: the generation taking new
+// entries and, while it is being written out, the previous one. Only the
+// writer goroutine changes it (under mu), and reads it without the lock as
+// nobody else writes. A reader holds mu.RLock for the whole of its read
+// transaction: entries leave memory only after the transaction that wrote
+// them to disk committed, and a read transaction opened before that commit
+// would find them in neither place.
+type memIndex struct {
+	mu       sync.RWMutex
+	active   *generation
+	flushing *generation // being written to disk; nil when none
+}
+
+// position returns the position of stream's version from memory; the
+// caller holds mu (or is the writer).
+func (m *memIndex) position(stream string, version uint64) (eventstore.Position, bool) {
+	for _, g := range [2]*generation{m.active, m.flushing} {
+		if g == nil {
+			continue
+		}
+		if t := g.streams[stream]; t != nil && version >= t.first && version <= t.last() {
+			return t.positions[version-t.first], true
+		}
+	}
+	return 0, false
+}
+
+// lastVersion is the writer's lock-free lookup of a stream's newest
+// in-memory version.
+func (m *memIndex) lastVersion(stream string) (uint64, bool) {
+	if t := m.active.streams[stream]; t != nil {
+		return t.last(), true
+	}
+	if m.flushing != nil {
+		if t := m.flushing.streams[stream]; t != nil {
+			return t.last(), true
+		}
+	}
+	return 0, false
+}
+
+// id is the writer's lock-free lookup of an event ID's position.
+func (m *memIndex) id(id string) (eventstore.Position, bool) {
+	if p, ok := m.active.ids[id]; ok {
+		return p, true
+	}
+	if m.flushing != nil {
+		if p, ok := m.flushing.ids[id]; ok {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// publish moves the entries of a committed transaction into the active
+// generation.
+func (m *memIndex) publish(staged *generation) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for stream, t := range staged.streams {
+		a := m.active.streams[stream]
+		if a == nil {
+			m.active.streams[stream] = t
+			continue
+		}
+		a.positions = append(a.positions, t.positions...)
+	}
+	for id, p := range staged.ids {
+		m.active.ids[id] = p
+	}
+	m.active.through = max(m.active.through, staged.through)
+	m.active.events += staged.events
+}
+
+// startFlush makes the active generation the flushing one if it is big
+// enough and no flush is pending, and returns the generation to write (nil
+// for none). A flush whose transaction was rolled back is returned again.
+func (m *memIndex) startFlush(threshold int) *generation {
+	if m.flushing != nil {
+		return m.flushing
+	}
+	if m.active.events < threshold {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flushing, m.active = m.active, newGeneration(threshold)
+	return m.flushing
+}
+
+// endFlush drops the flushed generation once its transaction committed.
+func (m *memIndex) endFlush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flushing = nil
+}
