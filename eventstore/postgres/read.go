@@ -26,9 +26,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 		return nil, fmt.Errorf("postgres: read stream %q: %w: limit %d", stream, eventstore.ErrInvalidArgument, limit)
 	case dir != eventstore.Forward && dir != eventstore.Backward:
 		return nil, fmt.Errorf("postgres: read stream %q: %w: direction %d", stream, eventstore.ErrInvalidArgument, dir)
-	case from > math.MaxInt64:
-		return nil, fmt.Errorf("postgres: read stream %q: %w: version %d", stream, eventstore.ErrInvalidArgument, from)
 	}
+	// Versions are bigint: beyond them, forward reads nothing and backward
+	// starts at the newest event.
+	from = min(from, math.MaxInt64)
 	limit = min(limit, maxLimit)
 	octx, done, err := s.opContext(ctx)
 	if err != nil {

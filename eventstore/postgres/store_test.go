@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,7 +199,7 @@ func TestSubscriberSurvivesALostListenConnection(t *testing.T) {
 	dsn := testDSN(t)
 	schema := newSchema(t, dsn)
 	// The application name singles out this test's connections.
-	reader := openStore(t, dsn+"&application_name="+schema, schema, postgres.WithPollInterval(time.Hour))
+	reader := openStore(t, withAppName(dsn, schema), schema, postgres.WithPollInterval(time.Hour))
 	writer := openStore(t, dsn, schema, postgres.WithPollInterval(time.Hour))
 	got := subscribeOne(t, reader)
 
@@ -221,6 +222,17 @@ func TestSubscriberSurvivesALostListenConnection(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the subscriber did not see the event after its LISTEN connection was killed")
 	}
+}
+
+// withAppName sets application_name in a URL or key=value DSN.
+func withAppName(dsn, name string) string {
+	switch {
+	case !strings.Contains(dsn, "://"):
+		return dsn + " application_name=" + name
+	case strings.Contains(dsn, "?"):
+		return dsn + "&application_name=" + name
+	}
+	return dsn + "?application_name=" + name
 }
 
 // subscribeOne subscribes from 0 and signals the first delivered event.
@@ -285,5 +297,24 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		if !errors.Is(err, eventstore.ErrInvalidArgument) {
 			t.Errorf("Open with %s: error = %v, want ErrInvalidArgument", c.name, err)
 		}
+	}
+}
+
+func TestVersionsBeyondInt64ReadNothingForwardAndTheNewestBackward(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Append(ctxFor(t), "room", eventstore.NoStream, events(3)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadStream(ctxFor(t), "room", 1<<63+5, eventstore.Forward, 10)
+	if err != nil || len(got) != 0 {
+		t.Errorf("forward from 2^63+5 = %d events, %v; want none", len(got), err)
+	}
+	got, err = s.ReadStream(ctxFor(t), "room", 1<<64-1, eventstore.Backward, 1)
+	if err != nil || len(got) != 1 || got[0].Version != 3 {
+		t.Errorf("backward from 2^64-1 = %+v, %v; want version 3", got, err)
+	}
+	all, err := s.ReadAll(ctxFor(t), 1<<63+5, 10)
+	if err != nil || len(all) != 0 {
+		t.Errorf("ReadAll from 2^63+5 = %d events, %v; want none", len(all), err)
 	}
 }
