@@ -218,28 +218,19 @@ func validateStream(stream string) error {
 }
 
 func validateAppend(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) error {
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return err
+	}
 	if err := validateStream(stream); err != nil {
 		return err
 	}
-	if len(events) == 0 {
-		return fmt.Errorf("%w: no events", eventstore.ErrInvalidArgument)
-	}
-	if _, err := streamState(expected); err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(events))
 	for i, e := range events {
 		switch {
-		case e.ID == "" || e.Type == "":
-			return fmt.Errorf("%w: event %d has an empty ID or type", eventstore.ErrInvalidArgument, i)
 		case !utf8.ValidString(e.Type):
 			return fmt.Errorf("%w: event %d: type is not valid UTF-8 (KurrentDB sends it as a protobuf string)", eventstore.ErrInvalidArgument, i)
 		case strings.HasPrefix(e.Type, systemPrefix):
 			return fmt.Errorf("%w: event %d: types starting with %q are KurrentDB system events", eventstore.ErrInvalidArgument, i, systemPrefix)
-		case seen[e.ID]:
-			return fmt.Errorf("%w: event ID %q appears twice", eventstore.ErrInvalidArgument, e.ID)
 		}
-		seen[e.ID] = true
 	}
 	return nil
 }

@@ -16,11 +16,11 @@ import (
 // (inclusive) in direction dir; Backward from 0 starts at the newest event.
 // KurrentDB applies the stream's retention itself.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, limit int) ([]eventstore.RecordedEvent, error) {
+	if err := eventstore.ValidateReadStream(stream, dir, limit); err != nil {
+		return nil, fmt.Errorf("esdb: read stream %q: %w", stream, err)
+	}
 	if err := validateStream(stream); err != nil {
 		return nil, fmt.Errorf("esdb: read stream: %w", err)
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("esdb: read stream %q: %w: limit %d", stream, eventstore.ErrInvalidArgument, limit)
 	}
 	start, kdir, err := readStart(from, dir)
 	if err != nil {

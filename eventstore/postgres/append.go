@@ -71,26 +71,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 }
 
 func validateAppend(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) error {
-	switch {
-	case stream == "":
-		return fmt.Errorf("%w: empty stream name", eventstore.ErrInvalidArgument)
-	case len(events) == 0:
-		return fmt.Errorf("%w: no events", eventstore.ErrInvalidArgument)
-	case expected < eventstore.StreamExists:
-		return fmt.Errorf("%w: expected version %d", eventstore.ErrInvalidArgument, int64(expected))
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return err
 	}
-	seen := make(map[string]struct{}, len(events))
 	for i, e := range events {
-		if e.ID == "" || e.Type == "" {
-			return fmt.Errorf("%w: event %d has an empty ID or type", eventstore.ErrInvalidArgument, i)
-		}
 		if e.SchemaVersion < math.MinInt32 || e.SchemaVersion > math.MaxInt32 {
 			return fmt.Errorf("%w: event %d: schema version out of range", eventstore.ErrInvalidArgument, i)
 		}
-		if _, dup := seen[e.ID]; dup {
-			return fmt.Errorf("%w: event ID %q appears twice", eventstore.ErrInvalidArgument, e.ID)
-		}
-		seen[e.ID] = struct{}{}
 	}
 	return nil
 }

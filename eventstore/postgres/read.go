@@ -19,13 +19,8 @@ const eventColumns = `position, stream, version, id, type, schema_version, data,
 // Events past the stream's retention are skipped. A stream with no events
 // is eventstore.ErrStreamNotFound.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, limit int) ([]eventstore.RecordedEvent, error) {
-	switch {
-	case stream == "":
-		return nil, fmt.Errorf("postgres: read stream: %w: empty stream name", eventstore.ErrInvalidArgument)
-	case limit <= 0:
-		return nil, fmt.Errorf("postgres: read stream %q: %w: limit %d", stream, eventstore.ErrInvalidArgument, limit)
-	case dir != eventstore.Forward && dir != eventstore.Backward:
-		return nil, fmt.Errorf("postgres: read stream %q: %w: direction %d", stream, eventstore.ErrInvalidArgument, dir)
+	if err := eventstore.ValidateReadStream(stream, dir, limit); err != nil {
+		return nil, fmt.Errorf("postgres: read stream %q: %w", stream, err)
 	}
 	// Versions are bigint: beyond them, forward reads nothing and backward
 	// starts at the newest event.
@@ -52,8 +47,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 		oldest = version - maxCount + 1
 	}
 	// The age cut-off uses the database clock, the same clock that set
-	// recorded_at, so node clock skew cannot expire events early.
-	const ageFilter = `($3 = 0 OR recorded_at >= clock_timestamp() - $3 * interval '1 microsecond')`
+	// recorded_at, so node clock skew cannot expire events early. An event
+	// exactly MaxAge old has expired, as in StreamMetadata.Retains.
+	const ageFilter = `($3 = 0 OR recorded_at > clock_timestamp() - $3 * interval '1 microsecond')`
 	var rows pgx.Rows
 	if dir == eventstore.Forward {
 		rows, err = s.pool.Query(octx, `SELECT `+eventColumns+` FROM events
