@@ -45,7 +45,12 @@ type snapshotDB struct {
 // openDB opens (creating if needed) the projections db at path. A db held by
 // another process is ErrLocked after a short wait.
 func openDB(path string) (*snapshotDB, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: 2 * time.Second,
+		// Address space, not memory: growing into a mapping this size needs
+		// no remap, and a remap copies every node a transaction touched.
+		InitialMmapSize: 256 << 20,
+	})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("projections: open %s: %w", path, ErrLocked)

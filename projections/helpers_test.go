@@ -46,6 +46,7 @@ type generator struct {
 	sessions map[string][]string // user -> open session ids
 
 	messages int // MessagePosted events made
+	maxRooms int // stop creating rooms at this many (0: no limit)
 }
 
 type genRoom struct {
@@ -101,7 +102,7 @@ func (g *generator) cmd(tb testing.TB, stream, actor string, evs ...domain.Event
 func (g *generator) next(tb testing.TB) []command {
 	roll := g.rng.IntN(100)
 	switch {
-	case roll < 4 || len(g.rooms) < 3:
+	case roll < 4 && (g.maxRooms == 0 || len(g.rooms) < g.maxRooms) || len(g.rooms) < 3:
 		creator := g.user()
 		r := &genRoom{id: fmt.Sprintf("room-%04d", len(g.rooms)), members: []string{creator}}
 		extra := []string{g.user(), g.user()}

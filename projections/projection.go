@@ -54,7 +54,9 @@ type Projection interface {
 	EventTypes() []string
 	// Position is the position of the last event Apply folded (0 if none).
 	Position() eventstore.Position
-	// Apply folds a batch of events into the model.
+	// Apply folds a batch of events into the model. It must not keep batch
+	// after it returns (the runner reuses it); the envelopes' contents may
+	// be kept.
 	Apply(ctx context.Context, batch []Applied) error
 	// MarshalSnapshot returns the model's state, deterministically.
 	MarshalSnapshot() ([]byte, error)

@@ -161,34 +161,18 @@ func (r *Runner) newFilling(p Projection, progress ProgressFunc) *filling {
 	return f
 }
 
-// run applies pages after f.pos until a page comes back short (the head)
-// or, when until is not 0, until f.pos reaches until.
+// run applies the log after f.pos until the head (a short page) or, when
+// until is not 0, up to until.
 func (f *filling) run(ctx context.Context, until eventstore.Position) error {
-	limit := f.r.cfg.PageSize
-	for {
-		page, err := f.r.cfg.Store.ReadAll(ctx, f.pos, limit)
-		if err != nil {
-			return fmt.Errorf("read log after %d: %w", f.pos, err)
-		}
-		short := len(page) < limit
-		if until > 0 {
-			n := len(page)
-			for n > 0 && page[n-1].Position > until {
-				n--
-			}
-			page = page[:n]
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		d := f.r.decodeBatch(page, f.masks, f.allMask, false)
-		from := max(f.pos, f.p.Position())
-		sub, stop := d.forSlot(1, from)
+	var d decoded // reused page after page: Apply does not keep its batch
+	return readAhead(ctx, f.r.cfg.Store, f.pos, until, f.r.cfg.PageSize, func(page []eventstore.RecordedEvent) error {
+		f.r.decodeBatch(&d, page, f.masks, f.allMask, false)
+		sub, stop := d.forSlot(1, max(f.pos, f.p.Position()))
 		if err := f.r.applyWithRetry(ctx, f.p, sub); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &FailedError{Name: f.p.Name(), Position: firstAfter(sub, f.p.Position()), Err: err}
+			return f.r.failure(f.p, firstAfter(sub, f.p.Position()), err)
 		}
 		if stop != nil {
 			stop.Name = f.p.Name()
@@ -197,10 +181,8 @@ func (f *filling) run(ctx context.Context, until eventstore.Position) error {
 		f.pos = page[len(page)-1].Position
 		f.events += uint64(len(page))
 		f.report(ctx)
-		if until > 0 && f.pos >= until || until == 0 && short {
-			return nil
-		}
-	}
+		return nil
+	})
 }
 
 func (f *filling) report(ctx context.Context) {

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
-	"github.com/wardline/wardline/projections/internal/fastdecode"
 )
 
 // Defaults of Config.
@@ -390,6 +387,7 @@ func (r *Runner) run(ctx context.Context) error {
 	r.mu.Lock()
 	r.startHead = head
 	r.cursor = r.startPosition()
+	from := r.cursor
 	for _, s := range r.slots {
 		r.markLiveLocked(s)
 	}
@@ -399,6 +397,20 @@ func (r *Runner) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.persistLoop(ctx) })
 	defer wg.Wait()
+	// History up to the head seen at start is read ahead page by page, which
+	// is faster than the store's subscription for a long catch-up (after a
+	// downtime or a version bump); then the subscription takes over.
+	if head > from {
+		err := readAhead(ctx, r.cfg.Store, from, head, r.cfg.PageSize, func(page []eventstore.RecordedEvent) error {
+			return r.handle(ctx, page)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			r.cfg.Logger.Warn("projections: catch-up read failed; the subscription takes over", "err", err)
+		}
+	}
 	return r.follow(ctx)
 }
 
@@ -443,7 +455,9 @@ func (r *Runner) handle(ctx context.Context, events []eventstore.RecordedEvent) 
 	r.dispatchMu.Lock()
 	defer r.dispatchMu.Unlock()
 
-	b := r.decodeBatch(events, r.masks, r.allMask, r.cfg.OnApplied != nil)
+	// A fresh batch each time: OnApplied may keep it.
+	b := &decoded{}
+	r.decodeBatch(b, events, r.masks, r.allMask, r.cfg.OnApplied != nil)
 	last := events[len(events)-1].Position
 	for _, s := range r.slots {
 		r.mu.Lock()
@@ -517,23 +531,32 @@ func (r *Runner) markLiveLocked(s *slot) {
 func (r *Runner) park(s *slot, batch []Applied, cause error) {
 	r.advance(s, 0, 0)
 	fe, ok := cause.(*FailedError)
-	if !ok {
-		fe = &FailedError{Position: firstAfter(batch, s.p.Position()), Err: cause}
-	}
-	fe.Name = s.p.Name()
-	var torn bool
-	var rp middleware.RecoveredPanicError
-	if errors.As(cause, &rp) {
-		torn = true
-		fe.Err = fmt.Errorf("panic: %v", rp.V)
-		r.cfg.Logger.Error("projections: projection panicked; parked", "projection", s.p.Name(), "position", fe.Position, "panic", rp.V, "stack", rp.Stacktrace)
+	if ok {
+		fe.Name = s.p.Name()
+		r.cfg.Logger.Error("projections: projection failed; parked", "projection", fe.Name, "position", fe.Position, "err", fe.Err)
 	} else {
-		r.cfg.Logger.Error("projections: projection failed; parked", "projection", s.p.Name(), "position", fe.Position, "err", fe.Err)
+		fe = r.failure(s.p, firstAfter(batch, s.p.Position()), cause)
 	}
+	var rp middleware.RecoveredPanicError
+	torn := errors.As(cause, &rp)
 	r.mu.Lock()
 	s.failure, s.torn = fe, torn
 	r.wakeLocked()
 	r.mu.Unlock()
+}
+
+// failure describes (and logs) p's failure to apply the event at pos. A
+// panic is reduced to its value; its stack goes to the log only.
+func (r *Runner) failure(p Projection, pos eventstore.Position, err error) *FailedError {
+	fe := &FailedError{Name: p.Name(), Position: pos, Err: err}
+	var rp middleware.RecoveredPanicError
+	if errors.As(err, &rp) {
+		fe.Err = fmt.Errorf("panic: %v", rp.V)
+		r.cfg.Logger.Error("projections: projection panicked; parked", "projection", fe.Name, "position", pos, "panic", rp.V, "stack", rp.Stacktrace)
+		return fe
+	}
+	r.cfg.Logger.Error("projections: projection failed; parked", "projection", fe.Name, "position", pos, "err", err)
+	return fe
 }
 
 func firstAfter(batch []Applied, pos eventstore.Position) eventstore.Position {
@@ -737,46 +760,6 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventstore.Position, names ...
 	}
 }
 
-// retryMiddleware builds watermill's Retry middleware from the policy. One
-// watermill message carries one batch for one projection; see applyWithRetry.
-func retryMiddleware(cfg Config) middleware.Retry {
-	return middleware.Retry{
-		MaxRetries:      cfg.Retry.MaxRetries,
-		InitialInterval: cfg.Retry.InitialInterval,
-		MaxInterval:     cfg.Retry.MaxInterval,
-		Multiplier:      2,
-		ShouldRetry: func(p middleware.RetryParams) bool {
-			var rp middleware.RecoveredPanicError
-			if errors.As(p.Err, &rp) {
-				return false
-			}
-			cfg.Logger.Warn("projections: apply failed; retrying", "attempt", p.RetryNum+1, "in", p.Delay, "err", p.Err)
-			return true
-		},
-	}
-}
-
-// applyWithRetry applies batch to p through watermill's Recoverer and Retry
-// middleware. Each attempt applies only what p has not applied yet (the
-// events after p.Position()), so a retry never applies an event twice.
-func (r *Runner) applyWithRetry(ctx context.Context, p Projection, batch []Applied) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	h := func(msg *message.Message) ([]*message.Message, error) {
-		pos := p.Position()
-		rest := batch[sort.Search(len(batch), func(i int) bool { return batch[i].Position > pos }):]
-		if len(rest) == 0 {
-			return nil, nil
-		}
-		return nil, p.Apply(msg.Context(), rest)
-	}
-	msg := message.NewMessage("", nil)
-	msg.SetContext(ctx)
-	_, err := r.retry.Middleware(middleware.Recoverer(h))(msg)
-	return err
-}
-
 // meter measures events per second over windows of about a second.
 type meter struct {
 	winStart time.Time
@@ -808,98 +791,4 @@ func (m *meter) value(now time.Time) float64 {
 		return float64(m.n) / el.Seconds()
 	}
 	return 0
-}
-
-// decodeBatch decodes the events that some slot folds (every event when
-// all is set) and records, per event, which slots fold it.
-func (r *Runner) decodeBatch(events []eventstore.RecordedEvent, masks map[string]uint64, allMask uint64, all bool) decoded {
-	d := decoded{
-		events: make([]Applied, 0, len(events)),
-		masks:  make([]uint64, 0, len(events)),
-	}
-	for i := range events {
-		e := &events[i]
-		mask := masks[e.Type] | allMask
-		if mask == 0 && !all {
-			continue
-		}
-		env, err := r.decode(e)
-		if err != nil {
-			if mask != 0 {
-				d.fails = append(d.fails, decodeFailure{pos: e.Position, mask: mask, err: err})
-			} else {
-				r.cfg.Logger.Warn("projections: undecodable event skipped for OnApplied", "position", e.Position, "type", e.Type, "err", err)
-			}
-			continue
-		}
-		d.events = append(d.events, Applied{Position: e.Position, StreamVersion: e.Version, RecordedAt: e.RecordedAt, Envelope: env})
-		d.masks = append(d.masks, mask)
-	}
-	return d
-}
-
-func (r *Runner) decode(e *eventstore.RecordedEvent) (domain.Envelope, error) {
-	raw := domain.RawEvent{ID: e.ID, Stream: e.Stream, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.Metadata}
-	if !r.cfg.DisableFastDecode {
-		if env, ok := fastdecode.Decode(raw); ok {
-			return env, nil
-		}
-	}
-	env, err := r.cfg.Decoder.Decode(raw)
-	if err != nil {
-		return domain.Envelope{}, fmt.Errorf("decode %s event %s: %w", e.Type, e.ID, err)
-	}
-	return env, nil
-}
-
-type decodeFailure struct {
-	pos  eventstore.Position
-	mask uint64
-	err  error
-}
-
-// decoded is a batch after decoding: events[i] is folded by the slots in
-// masks[i]; fails are the events some slot folds that would not decode.
-type decoded struct {
-	events []Applied
-	masks  []uint64
-	fails  []decodeFailure
-}
-
-// forSlot returns the events after from that the slot with bit folds, up to
-// (not including) the first of them that failed to decode, which it returns
-// as the *FailedError that parks the slot.
-func (d *decoded) forSlot(bit uint64, from eventstore.Position) ([]Applied, *FailedError) {
-	var stop *FailedError
-	for _, f := range d.fails {
-		if f.mask&bit != 0 && f.pos > from {
-			stop = &FailedError{Position: f.pos, Err: f.err}
-			break
-		}
-	}
-	start := sort.Search(len(d.events), func(i int) bool { return d.events[i].Position > from })
-	end := len(d.events)
-	if stop != nil {
-		end = sort.Search(len(d.events), func(i int) bool { return d.events[i].Position >= stop.Position })
-	}
-	if start >= end {
-		return nil, stop
-	}
-	every := true
-	for _, m := range d.masks[start:end] {
-		if m&bit == 0 {
-			every = false
-			break
-		}
-	}
-	if every {
-		return d.events[start:end], stop
-	}
-	out := make([]Applied, 0, end-start)
-	for i := start; i < end; i++ {
-		if d.masks[i]&bit != 0 {
-			out = append(out, d.events[i])
-		}
-	}
-	return out, stop
 }

@@ -15,11 +15,13 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/projections"
+	"github.com/wardline/wardline/projections/internal/jsonenc"
 )
 
 const (
@@ -119,6 +121,8 @@ type View struct {
 type Model struct {
 	mu sync.RWMutex
 	st *state
+	// sizeHint is the last snapshot's size, to allocate the next one at once.
+	sizeHint atomic.Int64
 }
 
 // New returns an empty model.
@@ -366,6 +370,12 @@ func (st *state) join(r *room, user string, roles []domain.Role, at time.Time) {
 
 func (r *room) push(msg Message) {
 	if len(r.msgs) < RecentLimit {
+		if len(r.msgs) == cap(r.msgs) {
+			// Grow towards RecentLimit, never past it.
+			grown := make([]Message, len(r.msgs), min(max(2*cap(r.msgs), 4), RecentLimit))
+			copy(grown, r.msgs)
+			r.msgs = grown
+		}
 		r.msgs = append(r.msgs, msg)
 		return
 	}
@@ -373,8 +383,9 @@ func (r *room) push(msg Message) {
 	r.start = (r.start + 1) % RecentLimit
 }
 
-// Snapshot layout. Rooms are sorted by id, members by user id, messages
-// ascending, so equal states give equal bytes.
+// Snapshot layout, as UnmarshalSnapshot reads it with encoding/json and
+// MarshalSnapshot writes it. Rooms are sorted by id, members by user id,
+// messages ascending, so equal states give equal bytes.
 type snapshot struct {
 	Format   int                 `json:"format"`
 	Position eventstore.Position `json:"position"`
@@ -410,35 +421,106 @@ type snapMessage struct {
 	Position    eventstore.Position `json:"position"`
 }
 
-// MarshalSnapshot implements projections.Projection.
+// MarshalSnapshot implements projections.Projection. It writes exactly what
+// json.Marshal would for the snapshot structs, with a reflection-free
+// encoder: saving a snapshot holds up the runner.
 func (m *Model) MarshalSnapshot() ([]byte, error) {
 	m.mu.RLock()
-	snap := snapshot{Format: snapshotFormat, Position: m.st.pos, Rooms: make([]snapRoom, 0, len(m.st.rooms))}
-	for _, r := range m.st.rooms {
-		sr := snapRoom{
-			ID: r.info.ID, Name: r.info.Name, Private: r.info.Private, PHI: r.info.PHI,
-			CreatedBy: r.info.CreatedBy, CreatedAt: r.info.CreatedAt, Seq: r.info.Seq, Position: r.info.Position,
-			Members:  make([]snapMember, 0, len(r.members)),
-			Messages: make([]snapMessage, 0, len(r.msgs)),
-		}
-		for _, mb := range r.memberList() {
-			sr.Members = append(sr.Members, snapMember(mb))
-		}
-		for _, msg := range r.recent(RecentLimit) {
-			sr.Messages = append(sr.Messages, snapMessage{
-				MessageID: msg.MessageID, SenderID: msg.SenderID, Content: msg.Content, Seq: msg.Seq,
-				ClientMsgID: msg.ClientMsgID, CreatedAt: msg.CreatedAt, Position: msg.Position,
-			})
-		}
-		snap.Rooms = append(snap.Rooms, sr)
+	defer m.mu.RUnlock()
+	ids := make([]string, 0, len(m.st.rooms))
+	for id := range m.st.rooms {
+		ids = append(ids, id)
 	}
-	m.mu.RUnlock()
-	sort.Slice(snap.Rooms, func(i, j int) bool { return snap.Rooms[i].ID < snap.Rooms[j].ID })
-	data, err := json.Marshal(snap)
-	if err != nil {
-		return nil, fmt.Errorf("rooms: marshal snapshot: %w", err)
+	sort.Strings(ids)
+	b := make([]byte, 0, m.sizeHint.Load()+m.sizeHint.Load()/8+4096)
+	b = append(b, `{"format":`...)
+	b = jsonenc.Int(b, snapshotFormat)
+	b = append(b, `,"position":`...)
+	b = jsonenc.Uint(b, uint64(m.st.pos))
+	b = append(b, `,"rooms":[`...)
+	users := make([]string, 0, 16)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, users = m.st.rooms[id].appendSnapshot(b, users[:0])
 	}
-	return data, nil
+	b = append(b, "]}"...)
+	m.sizeHint.Store(int64(len(b)))
+	return b, nil
+}
+
+// appendSnapshot appends r as json.Marshal writes a snapRoom; users is
+// scratch space for sorting member ids.
+func (r *room) appendSnapshot(b []byte, users []string) ([]byte, []string) {
+	info := &r.info
+	b = append(b, `{"id":`...)
+	b = jsonenc.String(b, info.ID)
+	b = append(b, `,"name":`...)
+	b = jsonenc.String(b, info.Name)
+	b = append(b, `,"private":`...)
+	b = jsonenc.Bool(b, info.Private)
+	b = append(b, `,"phi":`...)
+	b = jsonenc.Bool(b, info.PHI)
+	b = append(b, `,"createdBy":`...)
+	b = jsonenc.String(b, info.CreatedBy)
+	b = append(b, `,"createdAt":`...)
+	b = jsonenc.Time(b, info.CreatedAt)
+	b = append(b, `,"seq":`...)
+	b = jsonenc.Uint(b, info.Seq)
+	b = append(b, `,"position":`...)
+	b = jsonenc.Uint(b, uint64(info.Position))
+	b = append(b, `,"members":[`...)
+	for u := range r.members {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	for i, u := range users {
+		mb := r.members[u]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"userId":`...)
+		b = jsonenc.String(b, mb.UserID)
+		if len(mb.Roles) > 0 {
+			b = append(b, `,"roles":[`...)
+			for j, role := range mb.Roles {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = jsonenc.String(b, string(role))
+			}
+			b = append(b, ']')
+		}
+		b = append(b, `,"joinedAt":`...)
+		b = jsonenc.Time(b, mb.JoinedAt)
+		b = append(b, '}')
+	}
+	b = append(b, `],"messages":[`...)
+	for i := range r.msgs {
+		msg := &r.msgs[(r.start+i)%len(r.msgs)]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"messageId":`...)
+		b = jsonenc.String(b, msg.MessageID)
+		b = append(b, `,"senderId":`...)
+		b = jsonenc.String(b, msg.SenderID)
+		b = append(b, `,"content":`...)
+		b = jsonenc.String(b, msg.Content)
+		b = append(b, `,"seq":`...)
+		b = jsonenc.Uint(b, msg.Seq)
+		if msg.ClientMsgID != "" {
+			b = append(b, `,"clientMsgId":`...)
+			b = jsonenc.String(b, msg.ClientMsgID)
+		}
+		b = append(b, `,"createdAt":`...)
+		b = jsonenc.Time(b, msg.CreatedAt)
+		b = append(b, `,"position":`...)
+		b = jsonenc.Uint(b, uint64(msg.Position))
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), users
 }
 
 // UnmarshalSnapshot implements projections.Projection. It checks the

@@ -1,19 +1,23 @@
 // Package fastdecode decodes the hot event types of the log (the ones the
-// rooms and presence projections fold) without reflection.
+// rooms and presence projections fold, and typing) without reflection.
 //
-// A rebuild spends most of its time turning stored JSON into envelopes;
-// encoding/json's reflective decoder costs several microseconds per event,
-// which alone would cap a rebuild below its target rate. This package parses
-// the exact shape domain.Encode writes and gives up (ok == false) on anything
-// else: unknown or differently-cased keys, duplicate keys, numbers that
-// are not plain unsigned integers, malformed input. The caller then uses the
-// full decoder, so whatever Decode accepts it decodes exactly as
-// encoding/json would; the fuzz test checks that claim against domain.Decode.
+// A rebuild spends most of its time turning stored JSON into envelopes:
+// profiling showed encoding/json's reflective Unmarshal at several
+// microseconds per event (data and metadata), which alone capped a rebuild
+// far below its target rate. This package parses the shape domain.Encode
+// writes, in one pass, with one string allocation for each of Data and
+// Metadata (plain strings are substrings of it). It gives up (ok == false) on
+// anything else: unknown or differently-cased keys, duplicate keys, numbers
+// that are not plain unsigned integers, times not in the canonical UTC form,
+// malformed input. The caller then uses the full decoder, so whatever Decode
+// accepts it decodes exactly as encoding/json would; the fuzz test checks
+// that claim against domain.Decode.
 package fastdecode
 
 import (
-	"encoding/json"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/wardline/wardline/domain"
@@ -30,46 +34,50 @@ func Decode(r domain.RawEvent) (env domain.Envelope, ok bool) {
 		return domain.Envelope{}, false
 	}
 	var ev domain.Event
+	s := newScanner(r.Data)
 	switch r.Type {
 	case "MessagePosted":
-		ev, ok = messagePosted(r.Data)
+		ev, ok = messagePosted(&s)
 	case "MemberJoined":
-		ev, ok = memberJoined(r.Data)
+		ev, ok = memberJoined(&s)
 	case "MemberLeft":
-		ev, ok = memberLeft(r.Data)
+		ev, ok = memberLeft(&s)
 	case "RoomCreated":
-		ev, ok = roomCreated(r.Data)
+		ev, ok = roomCreated(&s)
 	case "SessionStarted":
-		ev, ok = sessionStarted(r.Data)
+		ev, ok = sessionStarted(&s)
 	case "SessionEnded":
-		ev, ok = sessionEnded(r.Data)
+		ev, ok = sessionEnded(&s)
 	case "SessionRevoked":
-		ev, ok = sessionRevoked(r.Data)
+		ev, ok = sessionRevoked(&s)
 	case "UserOnline":
-		var u domain.UserOnline
-		ok = userOnly(r.Data, &u.UserID)
-		ev = u
+		var u string
+		u, ok = userOnly(&s)
+		ev = domain.UserOnline{UserID: u}
 	case "UserOffline":
-		var u domain.UserOffline
-		ok = userOnly(r.Data, &u.UserID)
-		ev = u
+		var u string
+		u, ok = userOnly(&s)
+		ev = domain.UserOffline{UserID: u}
 	case "TypingStarted":
-		var t domain.TypingStarted
-		ok = roomUser(r.Data, &t.RoomID, &t.UserID)
-		ev = t
+		var room, user string
+		room, user, ok = roomUser(&s)
+		ev = domain.TypingStarted{RoomID: room, UserID: user}
 	case "TypingStopped":
-		var t domain.TypingStopped
-		ok = roomUser(r.Data, &t.RoomID, &t.UserID)
-		ev = t
+		var room, user string
+		room, user, ok = roomUser(&s)
+		ev = domain.TypingStopped{RoomID: room, UserID: user}
 	default:
 		return domain.Envelope{}, false
 	}
-	if !ok {
+	if !ok || !s.end() {
 		return domain.Envelope{}, false
 	}
 	var m domain.Metadata
-	if len(r.Metadata) > 0 && !metadata(r.Metadata, &m) {
-		return domain.Envelope{}, false
+	if len(r.Metadata) > 0 {
+		ms := newScanner(r.Metadata)
+		if !metadata(&ms, &m) || !ms.end() {
+			return domain.Envelope{}, false
+		}
 	}
 	return domain.Envelope{
 		ID: r.ID, Stream: r.Stream, Type: r.Type, SchemaVersion: r.SchemaVersion,
@@ -82,8 +90,11 @@ func Decode(r domain.RawEvent) (env domain.Envelope, ok bool) {
 // input leaves that subset; nothing is then claimed about the input.
 type scanner struct {
 	b []byte
+	s string // a copy of b, made at most once; plain strings are its substrings
 	i int
 }
+
+func newScanner(b []byte) scanner { return scanner{b: b} }
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -111,181 +122,244 @@ func (s *scanner) lit(c byte) bool {
 	return false
 }
 
-// rawString returns a string token including its quotes, and whether it
-// contains escapes or bytes that need encoding/json's treatment.
-func (s *scanner) rawString() (tok []byte, plain bool, ok bool) {
+func (s *scanner) word(w string) bool {
 	s.ws()
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return nil, false, false
-	}
-	start := s.i
-	plain = true
-	for j := s.i + 1; j < len(s.b); j++ {
-		c := s.b[j]
-		switch {
-		case c == '"':
-			s.i = j + 1
-			return s.b[start:s.i], plain, true
-		case c == '\\':
-			plain = false
-			j++ // the escaped byte cannot end the string
-		case c < 0x20:
-			return nil, false, false // invalid JSON: leave the error to the full decoder
-		case c >= utf8.RuneSelf:
-			plain = false // checked for valid UTF-8 below, once
-		}
-	}
-	return nil, false, false
-}
-
-// null consumes a null literal. encoding/json leaves a field untouched for
-// null (a slice becomes nil); since every field here starts at its zero value
-// and appears at most once, null always decodes to the zero value.
-func (s *scanner) null() bool {
-	s.ws()
-	if len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
-		s.i += 4
+	if len(s.b)-s.i >= len(w) && string(s.b[s.i:s.i+len(w)]) == w {
+		s.i += len(w)
 		return true
 	}
 	return false
 }
 
-// str reads a JSON string the way encoding/json decodes it into a Go string.
-func (s *scanner) str() (string, bool) {
-	if s.null() {
-		return "", true
+// null consumes a null literal. encoding/json leaves a field untouched for
+// null (a slice becomes nil); since every field here starts at its zero
+// value and appears at most once, null decodes to the zero value.
+func (s *scanner) null() bool { return s.word("null") }
+
+// rawString consumes a string token and returns its contents (without
+// quotes) and whether they are plain: no escapes and only ASCII, or
+// non-ASCII that is valid UTF-8. It checks what encoding/json's scanner
+// checks: no control characters and valid escapes.
+func (s *scanner) rawString() (inner []byte, start int, plain, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, 0, false, false
 	}
-	tok, plain, ok := s.rawString()
-	if !ok {
-		return "", false
+	start = s.i + 1
+	plain = true
+	ascii := true
+	for j := start; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			s.i = j + 1
+			inner = s.b[start:j]
+			if plain && !ascii && !utf8.Valid(inner) {
+				plain = false
+			}
+			return inner, start, plain, true
+		case c == '\\':
+			plain = false
+			j++
+			if j >= len(s.b) {
+				return nil, 0, false, false
+			}
+			switch s.b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(s.b) {
+					return nil, 0, false, false
+				}
+				for _, h := range s.b[j+1 : j+5] {
+					if !isHex(h) {
+						return nil, 0, false, false
+					}
+				}
+				j += 4
+			default:
+				return nil, 0, false, false
+			}
+		case c < 0x20:
+			return nil, 0, false, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
 	}
-	inner := tok[1 : len(tok)-1]
-	if plain || utf8.Valid(inner) && !hasBackslash(inner) {
-		return string(inner), true
-	}
-	// Escapes and invalid UTF-8 (which encoding/json replaces with U+FFFD)
-	// are rare; let encoding/json itself decode this one token.
-	var out string
-	if err := json.Unmarshal(tok, &out); err != nil {
-		return "", false
-	}
-	return out, true
+	return nil, 0, false, false
 }
 
-func hasBackslash(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' {
-			return true
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// str reads a JSON string the way encoding/json decodes it into a Go string.
+func (s *scanner) str(dst *string) bool {
+	if s.null() {
+		return true
+	}
+	inner, start, plain, ok := s.rawString()
+	if !ok {
+		return false
+	}
+	if plain {
+		if s.s == "" {
+			s.s = string(s.b)
 		}
+		*dst = s.s[start : start+len(inner)]
+		return true
+	}
+	out, ok := unquote(inner)
+	*dst = string(out)
+	return ok
+}
+
+// unquote decodes the contents of a valid JSON string exactly as
+// encoding/json does (its unquoteBytes): escapes decoded, a lone or
+// mismatched surrogate and each byte of invalid UTF-8 replaced by U+FFFD.
+func unquote(s []byte) ([]byte, bool) {
+	b := make([]byte, 0, len(s)+2*utf8.UTFMax)
+	for r := 0; r < len(s); {
+		switch c := s[r]; {
+		case c == '\\':
+			r++
+			if r >= len(s) {
+				return nil, false
+			}
+			switch s[r] {
+			case '"', '\\', '/':
+				b = append(b, s[r])
+				r++
+			case 'b':
+				b = append(b, '\b')
+				r++
+			case 'f':
+				b = append(b, '\f')
+				r++
+			case 'n':
+				b = append(b, '\n')
+				r++
+			case 'r':
+				b = append(b, '\r')
+				r++
+			case 't':
+				b = append(b, '\t')
+				r++
+			case 'u':
+				rr := getu4(s[r-1:])
+				if rr < 0 {
+					return nil, false
+				}
+				r += 5
+				if utf16.IsSurrogate(rr) {
+					if dec := utf16.DecodeRune(rr, getu4(s[r:])); dec != unicode.ReplacementChar {
+						r += 6
+						b = utf8.AppendRune(b, dec)
+						break
+					}
+					rr = unicode.ReplacementChar
+				}
+				b = utf8.AppendRune(b, rr)
+			default:
+				return nil, false
+			}
+		case c == '"', c < ' ':
+			return nil, false
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			r++
+		default:
+			rr, size := utf8.DecodeRune(s[r:])
+			r += size
+			b = utf8.AppendRune(b, rr)
+		}
+	}
+	return b, true
+}
+
+func getu4(s []byte) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range s[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+func (s *scanner) boolean(dst *bool) bool {
+	switch {
+	case s.null():
+		return true
+	case s.word("true"):
+		*dst = true
+		return true
+	case s.word("false"):
+		*dst = false
+		return true
 	}
 	return false
 }
 
-// key reads an object key; keys with escapes are left to the full decoder.
-func (s *scanner) key() ([]byte, bool) {
-	tok, plain, ok := s.rawString()
-	if !ok || !plain {
-		return nil, false
-	}
-	if !s.lit(':') {
-		return nil, false
-	}
-	return tok[1 : len(tok)-1], true
-}
-
-func (s *scanner) boolean() (bool, bool) {
-	s.ws()
-	switch {
-	case s.null():
-		return false, true
-	case len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "true":
-		s.i += 4
-		return true, true
-	case len(s.b)-s.i >= 5 && string(s.b[s.i:s.i+5]) == "false":
-		s.i += 5
-		return false, true
-	}
-	return false, false
-}
-
 // uint reads a plain unsigned integer (no sign, fraction or exponent) that
 // fits in a uint64; anything else is left to the full decoder.
-func (s *scanner) uint() (uint64, bool) {
+func (s *scanner) uint(dst *uint64) bool {
 	if s.null() {
-		return 0, true
+		return true
 	}
 	start := s.i
 	var n uint64
 	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
 		d := uint64(s.b[s.i] - '0')
 		if n > (1<<64-1-d)/10 {
-			return 0, false
+			return false
 		}
 		n = n*10 + d
 		s.i++
 	}
 	switch {
 	case s.i == start:
-		return 0, false
+		return false
 	case s.b[start] == '0' && s.i-start > 1:
-		return 0, false // leading zero: invalid JSON
+		return false // leading zero: invalid JSON
 	case s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E'):
-		return 0, false
+		return false
 	}
-	return n, true
+	*dst = n
+	return true
 }
 
-// strings reads an array of strings; [] gives an empty non-nil slice, as
-// encoding/json does.
-func strs[T ~string](s *scanner) ([]T, bool) {
+// strs reads an array of strings; [] gives an empty non-nil slice and null
+// a nil one, as encoding/json does.
+func strs[T ~string](s *scanner, dst *[]T) bool {
 	if s.null() {
-		return nil, true
+		return true
 	}
 	if !s.lit('[') {
-		return nil, false
+		return false
 	}
-	out := make([]T, 0, 4)
+	out := make([]T, 0, 2)
 	if s.lit(']') {
-		return out, true
+		*dst = out
+		return true
 	}
 	for {
-		v, ok := s.str()
-		if !ok {
-			return nil, false
+		var v string
+		if !s.str(&v) {
+			return false
 		}
 		out = append(out, T(v))
 		if s.lit(']') {
-			return out, true
-		}
-		if !s.lit(',') {
-			return nil, false
-		}
-	}
-}
-
-// object walks an object's members, calling field with each key; field
-// reads the value and returns its bit (a distinct power of two, so duplicate
-// keys are detected: encoding/json merges those, which is left to it), or 0
-// for an unknown key.
-func (s *scanner) object(field func(key []byte) (bit uint32, ok bool)) bool {
-	if !s.lit('{') {
-		return false
-	}
-	if s.lit('}') {
-		return true
-	}
-	var seen uint32
-	for {
-		k, ok := s.key()
-		if !ok {
-			return false
-		}
-		bit, ok := field(k)
-		if !ok || bit == 0 || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if s.lit('}') {
+			*dst = out
 			return true
 		}
 		if !s.lit(',') {
@@ -294,227 +368,371 @@ func (s *scanner) object(field func(key []byte) (bit uint32, ok bool)) bool {
 	}
 }
 
-// strField is the common case: a string value stored at p.
-func strField(s *scanner, p *string, bit uint32) (uint32, bool) {
-	v, ok := s.str()
-	*p = v
-	return bit, ok
+// object iterates an object's members: begin, then next until done.
+type object struct {
+	s     *scanner
+	first bool
+	seen  uint32
 }
 
-func top(b []byte, field func(s *scanner, key []byte) (uint32, bool)) bool {
-	s := scanner{b: b}
-	return s.object(func(k []byte) (uint32, bool) { return field(&s, k) }) && s.end()
+func (s *scanner) object() (object, bool) {
+	if !s.lit('{') {
+		return object{}, false
+	}
+	return object{s: s, first: true}, true
 }
 
-func messagePosted(b []byte) (domain.Event, bool) {
+// next reads the next key and its colon. done is true at the closing brace.
+// The caller reads the value and calls mark with the key's bit: a key seen
+// twice is refused (encoding/json merges repeated objects; left to it).
+func (o *object) next() (key []byte, done, ok bool) {
+	if o.first {
+		o.first = false
+		if o.s.lit('}') {
+			return nil, true, true
+		}
+	} else {
+		if o.s.lit('}') {
+			return nil, true, true
+		}
+		if !o.s.lit(',') {
+			return nil, false, false
+		}
+	}
+	k, _, plain, ok := o.s.rawString()
+	if !ok || !plain || !o.s.lit(':') {
+		return nil, false, false
+	}
+	return k, false, true
+}
+
+func (o *object) mark(bit uint32) bool {
+	if o.seen&bit != 0 {
+		return false
+	}
+	o.seen |= bit
+	return true
+}
+
+func messagePosted(s *scanner) (domain.Event, bool) {
 	var e domain.MessagePosted
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "messageId":
-			return strField(s, &e.MessageID, 1)
+			ok = o.mark(1) && s.str(&e.MessageID)
 		case "roomId":
-			return strField(s, &e.RoomID, 2)
+			ok = o.mark(2) && s.str(&e.RoomID)
 		case "senderId":
-			return strField(s, &e.SenderID, 4)
+			ok = o.mark(4) && s.str(&e.SenderID)
 		case "content":
-			return strField(s, &e.Content, 8)
+			ok = o.mark(8) && s.str(&e.Content)
 		case "seq":
-			v, ok := s.uint()
-			e.Seq = v
-			return 16, ok
+			ok = o.mark(16) && s.uint(&e.Seq)
 		case "clientMsgId":
-			return strField(s, &e.ClientMsgID, 32)
+			ok = o.mark(32) && s.str(&e.ClientMsgID)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func memberJoined(b []byte) (domain.Event, bool) {
+func memberJoined(s *scanner) (domain.Event, bool) {
 	var e domain.MemberJoined
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "roomId":
-			return strField(s, &e.RoomID, 1)
+			ok = o.mark(1) && s.str(&e.RoomID)
 		case "userId":
-			return strField(s, &e.UserID, 2)
+			ok = o.mark(2) && s.str(&e.UserID)
 		case "addedBy":
-			return strField(s, &e.AddedBy, 4)
+			ok = o.mark(4) && s.str(&e.AddedBy)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func memberLeft(b []byte) (domain.Event, bool) {
+func memberLeft(s *scanner) (domain.Event, bool) {
 	var e domain.MemberLeft
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "roomId":
-			return strField(s, &e.RoomID, 1)
+			ok = o.mark(1) && s.str(&e.RoomID)
 		case "userId":
-			return strField(s, &e.UserID, 2)
+			ok = o.mark(2) && s.str(&e.UserID)
 		case "removedBy":
-			return strField(s, &e.RemovedBy, 4)
+			ok = o.mark(4) && s.str(&e.RemovedBy)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func roomCreated(b []byte) (domain.Event, bool) {
+func roomCreated(s *scanner) (domain.Event, bool) {
 	var e domain.RoomCreated
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "roomId":
-			return strField(s, &e.RoomID, 1)
+			ok = o.mark(1) && s.str(&e.RoomID)
 		case "name":
-			return strField(s, &e.Name, 2)
+			ok = o.mark(2) && s.str(&e.Name)
 		case "private":
-			v, ok := s.boolean()
-			e.Private = v
-			return 4, ok
+			ok = o.mark(4) && s.boolean(&e.Private)
 		case "phi":
-			v, ok := s.boolean()
-			e.PHI = v
-			return 8, ok
+			ok = o.mark(8) && s.boolean(&e.PHI)
 		case "createdBy":
-			return strField(s, &e.CreatedBy, 16)
+			ok = o.mark(16) && s.str(&e.CreatedBy)
 		case "members":
-			v, ok := strs[string](s)
-			e.Members = v
-			return 32, ok
+			ok = o.mark(32) && strs(s, &e.Members)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func sessionStarted(b []byte) (domain.Event, bool) {
+func sessionStarted(s *scanner) (domain.Event, bool) {
 	var e domain.SessionStarted
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "sessionId":
-			return strField(s, &e.SessionID, 1)
+			ok = o.mark(1) && s.str(&e.SessionID)
 		case "userId":
-			return strField(s, &e.UserID, 2)
+			ok = o.mark(2) && s.str(&e.UserID)
 		case "namespace":
-			return strField(s, &e.Namespace, 4)
+			ok = o.mark(4) && s.str(&e.Namespace)
 		case "transport":
-			return strField(s, &e.Transport, 8)
+			ok = o.mark(8) && s.str(&e.Transport)
 		case "nodeId":
-			return strField(s, &e.NodeID, 16)
+			ok = o.mark(16) && s.str(&e.NodeID)
 		case "clientAddr":
-			return strField(s, &e.ClientAddr, 32)
+			ok = o.mark(32) && s.str(&e.ClientAddr)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func sessionEnded(b []byte) (domain.Event, bool) {
+func sessionEnded(s *scanner) (domain.Event, bool) {
 	var e domain.SessionEnded
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "sessionId":
-			return strField(s, &e.SessionID, 1)
+			ok = o.mark(1) && s.str(&e.SessionID)
 		case "userId":
-			return strField(s, &e.UserID, 2)
+			ok = o.mark(2) && s.str(&e.UserID)
 		case "reason":
-			return strField(s, &e.Reason, 4)
+			ok = o.mark(4) && s.str(&e.Reason)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func sessionRevoked(b []byte) (domain.Event, bool) {
+func sessionRevoked(s *scanner) (domain.Event, bool) {
 	var e domain.SessionRevoked
-	ok := top(b, func(s *scanner, k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return e, kok
+		}
 		switch string(k) {
 		case "sessionId":
-			return strField(s, &e.SessionID, 1)
+			ok = o.mark(1) && s.str(&e.SessionID)
 		case "userId":
-			return strField(s, &e.UserID, 2)
+			ok = o.mark(2) && s.str(&e.UserID)
 		case "by":
-			return strField(s, &e.By, 4)
+			ok = o.mark(4) && s.str(&e.By)
 		case "reason":
-			return strField(s, &e.Reason, 8)
+			ok = o.mark(8) && s.str(&e.Reason)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
-	return e, ok
+	}
+	return e, false
 }
 
-func userOnly(b []byte, user *string) bool {
-	return top(b, func(s *scanner, k []byte) (uint32, bool) {
-		if string(k) == "userId" {
-			return strField(s, user, 1)
+func userOnly(s *scanner) (user string, _ bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return user, kok
 		}
-		return 0, false
-	})
+		ok = string(k) == "userId" && o.mark(1) && s.str(&user)
+	}
+	return "", false
 }
 
-func roomUser(b []byte, room, user *string) bool {
-	return top(b, func(s *scanner, k []byte) (uint32, bool) {
+func roomUser(s *scanner) (room, user string, _ bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return room, user, kok
+		}
 		switch string(k) {
 		case "roomId":
-			return strField(s, room, 1)
+			ok = o.mark(1) && s.str(&room)
 		case "userId":
-			return strField(s, user, 2)
+			ok = o.mark(2) && s.str(&user)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
+	}
+	return "", "", false
 }
 
-func metadata(b []byte, m *domain.Metadata) bool {
-	return top(b, func(s *scanner, k []byte) (uint32, bool) {
+func metadata(s *scanner, m *domain.Metadata) bool {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return kok
+		}
 		switch string(k) {
 		case "time":
-			if s.null() {
-				return 1, true
-			}
-			tok, _, ok := s.rawString()
-			if !ok {
-				return 0, false
-			}
-			// The same method encoding/json calls, on the same bytes.
-			var t time.Time
-			if err := t.UnmarshalJSON(tok); err != nil {
-				return 0, false
-			}
-			m.Time = t
-			return 1, true
+			ok = o.mark(1) && s.time(&m.Time)
 		case "actor":
-			return 2, actor(s, &m.Actor)
+			ok = o.mark(2) && actor(s, &m.Actor)
 		case "correlationId":
-			return strField(s, &m.CorrelationID, 4)
+			ok = o.mark(4) && s.str(&m.CorrelationID)
 		case "causationId":
-			return strField(s, &m.CausationID, 8)
+			ok = o.mark(8) && s.str(&m.CausationID)
 		case "nodeId":
-			return strField(s, &m.NodeID, 16)
+			ok = o.mark(16) && s.str(&m.NodeID)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
+	}
+	return false
 }
 
 func actor(s *scanner, a *domain.Actor) bool {
 	if s.null() {
 		return true
 	}
-	return s.object(func(k []byte) (uint32, bool) {
+	o, ok := s.object()
+	for ok {
+		k, done, kok := o.next()
+		if done || !kok {
+			return kok
+		}
 		switch string(k) {
 		case "userId":
-			return strField(s, &a.UserID, 1)
+			ok = o.mark(1) && s.str(&a.UserID)
 		case "roles":
-			v, ok := strs[domain.Role](s)
-			a.Roles = v
-			return 2, ok
+			ok = o.mark(2) && strs(s, &a.Roles)
 		case "sessionId":
-			return strField(s, &a.SessionID, 4)
+			ok = o.mark(4) && s.str(&a.SessionID)
 		case "clientAddr":
-			return strField(s, &a.ClientAddr, 8)
+			ok = o.mark(8) && s.str(&a.ClientAddr)
+		default:
+			ok = false
 		}
-		return 0, false
-	})
+	}
+	return false
+}
+
+// time reads the canonical form time.Time marshals a UTC time to,
+// "2006-01-02T15:04:05[.fraction]Z" with 1 to 9 fraction digits, giving the
+// value time.Time.UnmarshalJSON would. Other forms (offsets, lower case,
+// escapes, longer fractions) are refused and left to the full decoder.
+func (s *scanner) time(dst *time.Time) bool {
+	if s.null() {
+		return true
+	}
+	b, _, plain, ok := s.rawString()
+	if !ok || !plain || len(b) < len("2006-01-02T15:04:05Z") || b[len(b)-1] != 'Z' {
+		return false
+	}
+	if b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return false
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	hour, ok4 := digits(b[11:13])
+	minute, ok5 := digits(b[14:16])
+	sec, ok6 := digits(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 ||
+		day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return false
+	}
+	nsec := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if len(frac) < 2 || len(frac) > 10 || frac[0] != '.' {
+			return false
+		}
+		n, ok := digits(frac[1:])
+		if !ok {
+			return false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	}
+	*dst = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	return true
+}
+
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }

@@ -147,6 +147,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add("MessagePosted", []byte(`{"seq":01}`), []byte(`{"actor":{"roles":[]}}`))
 	f.Add("RoomCreated", []byte(`{"members":["a",""],"private":false}`), []byte(nil))
+	f.Add("UserOnline", []byte(`{"userId":"a\ud83d\ude00\ud800\u0041"}`), []byte(`{"time":"2024-02-29T23:59:59.123456789Z"}`))
+	f.Add("UserOnline", []byte(`{"userId":"\u00e9"}`), []byte(`{"time":"2026-02-29T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, typ string, data, meta []byte) {
 		ver, _ := domain.CurrentSchemaVersion(typ)
 		r := domain.RawEvent{ID: "id", Stream: "st", Type: typ, SchemaVersion: ver, Data: data, Metadata: meta}
@@ -162,6 +164,47 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("fast decode differs for %q %q:\n got %#v\nwant %#v", data, meta, got, want)
 		}
 	})
+}
+
+func TestDecodeReadsTimesAsTimeUnmarshalJSONDoes(t *testing.T) {
+	tests := []struct {
+		time   string
+		wantOK bool // whether the fast path must take it
+	}{
+		{"2026-03-04T05:06:07Z", true},
+		{"2026-03-04T05:06:07.5Z", true},
+		{"2026-03-04T05:06:07.123456789Z", true},
+		{"2024-02-29T23:59:59.000001Z", true},
+		{"0000-01-01T00:00:00Z", true},
+		{"2026-02-29T00:00:00Z", false},
+		{"2026-13-01T00:00:00Z", false},
+		{"2026-01-01T24:00:00Z", false},
+		{"2026-01-01T00:00:60Z", false},
+		{"2026-01-01T00:00:00.1234567891Z", false},
+		{"2026-01-01T00:00:00.Z", false},
+		{"2026-01-01T00:00:00+01:00", false},
+		{"2026-01-01t00:00:00Z", false},
+		{"2026-01-01T00:00:00z", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.time, func(t *testing.T) {
+			r := domain.RawEvent{Type: "UserOnline", SchemaVersion: 1, Data: []byte(`{}`), Metadata: []byte(`{"time":"` + tc.time + `"}`)}
+			got, ok := fastdecode.Decode(r)
+			if ok != tc.wantOK {
+				t.Fatalf("fast path ok = %v, want %v", ok, tc.wantOK)
+			}
+			if !ok {
+				return
+			}
+			want, err := domain.Decode(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got %v, want %v", got.Time, want.Time)
+			}
+		})
+	}
 }
 
 func BenchmarkDecode(b *testing.B) {
