@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,10 +126,26 @@ func decodeRecord(b []byte) (recordView, error) {
 // batchDecoder turns raw records read in one transaction into RecordedEvents
 // that own their memory, with a handful of allocations per batch instead of
 // several per event: all strings share one backing string, all data and
-// metadata one backing array.
+// metadata one backing array. Consecutive events of the same stream or type
+// share one copy of the name. Its slices are scratch space a Store reuses
+// (reset) across reads; only what events returns escapes.
 type batchDecoder struct {
 	views     []recordView
 	positions []eventstore.Position
+	offs      []strOffsets
+	strBytes  int
+	dataBytes int
+}
+
+// strOffsets locates an event's strings in the batch's backing string.
+type strOffsets struct{ stream, id, typ [2]int }
+
+// reset empties d for reuse, dropping its references into the last
+// transaction's memory.
+func (d *batchDecoder) reset() {
+	clear(d.views)
+	d.views, d.positions, d.offs = d.views[:0], d.positions[:0], d.offs[:0]
+	d.strBytes, d.dataBytes = 0, 0
 }
 
 func (d *batchDecoder) add(p eventstore.Position, raw []byte) error {
@@ -136,6 +153,14 @@ func (d *batchDecoder) add(p eventstore.Position, raw []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w at position %d", err, p)
 	}
+	if n := len(d.views); n == 0 || string(v.stream) != string(d.views[n-1].stream) {
+		d.strBytes += len(v.stream)
+	}
+	if n := len(d.views); n == 0 || string(v.typ) != string(d.views[n-1].typ) {
+		d.strBytes += len(v.typ)
+	}
+	d.strBytes += len(v.id)
+	d.dataBytes += len(v.data) + len(v.meta)
 	d.views = append(d.views, v)
 	d.positions = append(d.positions, p)
 	return nil
@@ -149,46 +174,36 @@ func (d *batchDecoder) events() []eventstore.RecordedEvent {
 	if len(d.views) == 0 {
 		return nil
 	}
-	var strBytes, dataBytes int
-	for i, v := range d.views {
-		if i == 0 || string(v.stream) != string(d.views[i-1].stream) {
-			strBytes += len(v.stream)
-		}
-		if i == 0 || string(v.typ) != string(d.views[i-1].typ) {
-			strBytes += len(v.typ)
-		}
-		strBytes += len(v.id)
-		dataBytes += len(v.data) + len(v.meta)
-	}
 	var sb strings.Builder
-	sb.Grow(strBytes)
-	type strOffsets struct{ stream, id, typ [2]int }
-	offs := make([]strOffsets, len(d.views))
+	sb.Grow(d.strBytes)
 	put := func(b []byte) [2]int {
 		start := sb.Len()
 		sb.Write(b)
 		return [2]int{start, sb.Len()}
 	}
+	d.offs = slices.Grow(d.offs[:0], len(d.views))[:len(d.views)]
 	for i, v := range d.views {
-		o := &offs[i]
+		o := &d.offs[i]
 		if i > 0 && string(v.stream) == string(d.views[i-1].stream) {
-			o.stream = offs[i-1].stream
+			o.stream = d.offs[i-1].stream
 		} else {
 			o.stream = put(v.stream)
 		}
 		if i > 0 && string(v.typ) == string(d.views[i-1].typ) {
-			o.typ = offs[i-1].typ
+			o.typ = d.offs[i-1].typ
 		} else {
 			o.typ = put(v.typ)
 		}
 		o.id = put(v.id)
 	}
 	strs := sb.String()
-	data := make([]byte, 0, dataBytes)
+	var data []byte
+	if d.dataBytes > 0 {
+		data = make([]byte, 0, d.dataBytes)
+	}
 	out := make([]eventstore.RecordedEvent, len(d.views))
-	for i, v := range d.views {
-		o := offs[i]
-		e := &out[i]
+	for i := range d.views {
+		v, o, e := &d.views[i], &d.offs[i], &out[i]
 		e.Stream = strs[o.stream[0]:o.stream[1]]
 		e.ID = strs[o.id[0]:o.id[1]]
 		e.Type = strs[o.typ[0]:o.typ[1]]

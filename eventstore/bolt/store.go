@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -78,9 +79,13 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	mem   memIndex    // index entries not yet on disk
-	w     writerState // owned by the writer goroutine
-	stats struct {
+	mem memIndex // index entries not yet on disk
+	// decoders recycles batchDecoder scratch space between reads: it is
+	// several hundred bytes per event that a scan would otherwise allocate
+	// and clear for every batch.
+	decoders sync.Pool
+	w        writerState // owned by the writer goroutine
+	stats    struct {
 		commits, events, pages atomic.Uint64
 		commitNanos            atomic.Int64
 	}
@@ -331,6 +336,30 @@ func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
 	return err
 }
 
+// decoder returns an empty batchDecoder with room for n events; release it
+// before the read transaction ends.
+func (s *Store) decoder(n int) *batchDecoder {
+	d, _ := s.decoders.Get().(*batchDecoder)
+	if d == nil {
+		d = &batchDecoder{}
+	}
+	d.views = slices.Grow(d.views, n)
+	d.positions = slices.Grow(d.positions, n)
+	return d
+}
+
+// release empties d (it must not keep pointers into the transaction's
+// memory) and keeps it for the next read unless it grew very large.
+func (s *Store) release(d *batchDecoder) {
+	d.reset()
+	if cap(d.views) <= maxPooledBatch {
+		s.decoders.Put(d)
+	}
+}
+
+// maxPooledBatch keeps a one-off huge read from pinning its scratch space.
+const maxPooledBatch = 1 << 16
+
 // ReadAll implements eventstore.Store. One read transaction serves the
 // whole batch and is closed before ReadAll returns.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
@@ -347,7 +376,8 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int
 	n := int(min(uint64(limit), uint64(head-from)))
 	var out []eventstore.RecordedEvent
 	err := s.view(func(tx *bbolt.Tx) error {
-		d := batchDecoder{views: make([]recordView, 0, n), positions: make([]eventstore.Position, 0, n)}
+		d := s.decoder(n)
+		defer s.release(d)
 		c := tx.Bucket(bucketLog).Cursor()
 		var seek [8]byte
 		binary.BigEndian.PutUint64(seek[:], uint64(from+1))
@@ -393,7 +423,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 			return eventstore.ErrStreamNotFound
 		}
 		logB := tx.Bucket(bucketLog)
-		var d batchDecoder
+		d := s.decoder(min(limit, 64))
+		defer s.release(d)
 		// take adds version if retention keeps it; it reports whether to go on.
 		take := func(version uint64) (bool, error) {
 			p, ok := idx.position(version)
