@@ -1,0 +1,144 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DevJWTSecret is the secret `serve` and `token` use when none is configured.
+// It is public (it is in this source file), so serve warns loudly about it.
+const DevJWTSecret = "wardline-dev-secret-do-not-use-in-production"
+
+// Config is everything `wardline serve` can be told. Flags win over
+// WARDLINE_* environment variables, which win over defaults.
+type Config struct {
+	Addr             string
+	DataDir          string
+	Store            string
+	JWTSecret        string
+	JWTPublicKey     string
+	JWKSURL          string
+	JWTIssuer        string
+	JWTAudience      string
+	AllowedOrigins   string
+	AllowQueryToken  bool
+	TLSCert          string
+	TLSKey           string
+	NodeID           string
+	ShutdownTimeout  time.Duration
+	ReadyMaxLag      uint64
+	SnapshotInterval time.Duration
+}
+
+// usingDevSecret reports whether no JWT key material was configured.
+func (c Config) usingDevSecret() bool {
+	return c.JWTSecret == DevJWTSecret && c.JWTPublicKey == "" && c.JWKSURL == ""
+}
+
+// env is the environment the command reads; injected so tests need not touch os.
+type env func(string) (string, bool)
+
+// stringVar registers a string flag whose default comes from the environment.
+func stringVar(fs *flag.FlagSet, getenv env, p *string, name, envName, def, usage string) {
+	if v, ok := getenv(envName); ok && v != "" {
+		def = v
+	}
+	fs.StringVar(p, name, def, fmt.Sprintf("%s (env %s)", usage, envName))
+}
+
+func boolVar(fs *flag.FlagSet, getenv env, p *bool, name, envName string, def bool, usage string) error {
+	if v, ok := getenv(envName); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want true or false", envName, v)
+		}
+		def = b
+	}
+	fs.BoolVar(p, name, def, fmt.Sprintf("%s (env %s)", usage, envName))
+	return nil
+}
+
+func durationVar(fs *flag.FlagSet, getenv env, p *time.Duration, name, envName string, def time.Duration, usage string) error {
+	if v, ok := getenv(envName); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: %w", envName, v, err)
+		}
+		def = d
+	}
+	fs.DurationVar(p, name, def, fmt.Sprintf("%s (env %s)", usage, envName))
+	return nil
+}
+
+// storeFlags registers the flags every subcommand that opens the store shares.
+func storeFlags(fs *flag.FlagSet, getenv env, c *Config) {
+	stringVar(fs, getenv, &c.DataDir, "data", "WARDLINE_DATA_DIR", "./data", "data directory of the embedded store and the projections")
+	stringVar(fs, getenv, &c.Store, "store", "WARDLINE_STORE", "embedded", "event store: embedded, postgres://…, esdb://… or kurrentdb://…")
+}
+
+// jwtFlags registers the flags that configure token verification and minting.
+func jwtFlags(fs *flag.FlagSet, getenv env, c *Config) {
+	stringVar(fs, getenv, &c.JWTSecret, "jwt-secret", "WARDLINE_JWT_SECRET", DevJWTSecret, "HMAC secret for HS256 tokens (default: a public dev secret, with a warning)")
+	stringVar(fs, getenv, &c.JWTPublicKey, "jwt-public-key", "WARDLINE_JWT_PUBLIC_KEY", "", "PEM file(s) of RS256/ES256/EdDSA public keys, comma-separated")
+	stringVar(fs, getenv, &c.JWKSURL, "jwks-url", "WARDLINE_JWKS_URL", "", "JWKS URL to fetch verification keys from")
+	stringVar(fs, getenv, &c.JWTIssuer, "jwt-issuer", "WARDLINE_JWT_ISSUER", "", "required iss claim (not checked when empty)")
+	stringVar(fs, getenv, &c.JWTAudience, "jwt-audience", "WARDLINE_JWT_AUDIENCE", "", "required aud claim (not checked when empty)")
+}
+
+// parseServe reads serve's configuration from args and the environment.
+func parseServe(args []string, getenv env, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("wardline serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stringVar(fs, getenv, &c.Addr, "addr", "WARDLINE_ADDR", "127.0.0.1:8080", "listen address")
+	storeFlags(fs, getenv, &c)
+	jwtFlags(fs, getenv, &c)
+	stringVar(fs, getenv, &c.AllowedOrigins, "allowed-origins", "WARDLINE_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed besides the server's own")
+	stringVar(fs, getenv, &c.TLSCert, "tls-cert", "WARDLINE_TLS_CERT", "", "TLS certificate file (PEM)")
+	stringVar(fs, getenv, &c.TLSKey, "tls-key", "WARDLINE_TLS_KEY", "", "TLS key file (PEM)")
+	host, _ := os.Hostname()
+	stringVar(fs, getenv, &c.NodeID, "node-id", "WARDLINE_NODE_ID", host, "this node's id in event metadata and leases")
+	if err := boolVar(fs, getenv, &c.AllowQueryToken, "allow-query-token", "WARDLINE_ALLOW_QUERY_TOKEN", false, "accept ?token= on handshakes (tokens end up in access logs)"); err != nil {
+		return c, err
+	}
+	if err := durationVar(fs, getenv, &c.ShutdownTimeout, "shutdown-timeout", "WARDLINE_SHUTDOWN_TIMEOUT", 10*time.Second, "how long SIGTERM waits for connections and the store to close"); err != nil {
+		return c, err
+	}
+	if err := durationVar(fs, getenv, &c.SnapshotInterval, "snapshot-interval", "WARDLINE_SNAPSHOT_INTERVAL", 5*time.Second, "how often projections persist their read models and checkpoints"); err != nil {
+		return c, err
+	}
+	fs.Uint64Var(&c.ReadyMaxLag, "ready-max-lag", 1000, "readyz fails while a projection is more than this many events behind")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, fmt.Errorf("serve: --tls-cert and --tls-key go together")
+	}
+	return c, c.checkAddr()
+}
+
+// checkAddr refuses plain HTTP on anything but loopback: tokens and PHI
+// would cross the network in clear text.
+func (c Config) checkAddr() error {
+	if c.TLSCert != "" {
+		return nil
+	}
+	host := c.Addr
+	if i := strings.LastIndex(host, ":"); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.Trim(host, "[]")
+	switch {
+	case host == "localhost", host == "::1", strings.HasPrefix(host, "127."):
+		return nil
+	}
+	return fmt.Errorf("serve: refusing plain HTTP on %q: set --tls-cert/--tls-key, or listen on loopback behind a TLS-terminating proxy", c.Addr)
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/projections"
+)
+
+// server is one running wardline node: the store, the projections that
+// follow it, and the HTTP listener. Run owns every goroutine it starts and
+// returns only after they have stopped.
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    eventstore.Store
+	runner   *projections.Runner
+	registry *prometheus.Registry
+	ln       net.Listener
+	http     *http.Server
+
+	// onApplied forwards applied batches to the gateway's hub once it exists.
+	mu        sync.RWMutex
+	onApplied func(context.Context, []projections.Applied)
+}
+
+func runServe(ctx context.Context, args []string, stdio IO) error {
+	cfg, err := parseServe(args, stdio.Getenv, stdio.Stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stdio.Stderr, nil))
+	if cfg.usingDevSecret() {
+		log.Warn("USING THE PUBLIC DEVELOPMENT JWT SECRET: anyone can mint tokens for this server; set WARDLINE_JWT_SECRET (or a public key / JWKS URL) before real use")
+	}
+	s, err := newServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// newServer opens the store, the projections and the listener. On error
+// everything opened so far is closed again.
+func newServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.closeStorage()
+		}
+	}()
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.store = newInstrumentedStore(store, s.registry)
+
+	r, p := readModels()
+	pcfg := projectionsConfig(cfg, s.store)
+	pcfg.Logger = log
+	pcfg.SnapshotInterval = cfg.SnapshotInterval
+	pcfg.OnApplied = s.forwardApplied
+	s.runner, err = projections.NewRunner(ctx, pcfg, r, p)
+	if err != nil {
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	s.registry.MustRegister(&projectionCollector{runner: s.runner})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// forwardApplied hands applied batches to the current subscriber (the hub).
+func (s *server) forwardApplied(ctx context.Context, batch []projections.Applied) {
+	s.mu.RLock()
+	f := s.onApplied
+	s.mu.RUnlock()
+	if f != nil {
+		f(ctx, batch)
+	}
+}
+
+// Addr is the address the server listens on.
+func (s *server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends, then shuts down within the configured timeout:
+// stop accepting, close connections, stop projections (persisting their
+// read models), close the store.
+func (s *server) Run(ctx context.Context) error {
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	defer stopRunner()
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- s.runner.Run(runCtx) }()
+
+	serveDone := make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.TLSCert != "" {
+			err = s.http.ServeTLS(s.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			err = s.http.Serve(s.ln)
+		}
+		serveDone <- err
+	}()
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	s.log.Info("wardline serving", "url", scheme+"://"+s.ln.Addr().String(), "store", redact(storeName(s.cfg)), "epoch", s.store.Epoch())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		serveDone <- err
+		runErr = fmt.Errorf("http: %w", err)
+	case err := <-runnerDone:
+		runnerDone <- err
+		runErr = fmt.Errorf("projections stopped: %w", err)
+	}
+
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("http: %w", err)
+	}
+	stopRunner()
+	if err := <-runnerDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+		runErr = fmt.Errorf("projections: %w", err)
+	}
+	if err := s.closeStorage(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func (s *server) closeStorage() error {
+	var errs []error
+	if s.runner != nil {
+		errs = append(errs, s.runner.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	if s.ln != nil && s.http == nil {
+		errs = append(errs, s.ln.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+// readyz is ready while the store answers and every projection is live and
+// within ReadyMaxLag events of the head.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	body := readyzBody{Ready: true}
+	if _, err := s.store.Head(ctx); err != nil {
+		body.Ready, body.Reason = false, "store: "+err.Error()
+	}
+	statuses, err := s.runner.Status(ctx)
+	if err != nil && body.Ready {
+		body.Ready, body.Reason = false, "projections: "+err.Error()
+	}
+	body.Projections = statuses
+	for _, st := range statuses {
+		if !body.Ready {
+			break
+		}
+		switch {
+		case st.Err != nil:
+			body.Ready, body.Reason = false, fmt.Sprintf("projection %s failed: %v", st.Name, st.Err)
+		case st.Lag > s.cfg.ReadyMaxLag:
+			body.Ready, body.Reason = false, fmt.Sprintf("projection %s is %d events behind", st.Name, st.Lag)
+		}
+	}
+	code := http.StatusOK
+	if !body.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
