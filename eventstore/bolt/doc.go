@@ -24,13 +24,36 @@
 // own DB.Batch is not used: it waits up to 10 ms to gather a batch and runs
 // a retry-on-error protocol that does not fit per-request outcomes.
 //
+// Measured on the 2-core development VM with 256 writers of 1 KiB events:
+// 150-200 events per commit; without the writer's brief yield after
+// answering a batch (regroup), batches alternated between full and nearly
+// empty and averaged half the writers.
+//
 // # Layout
 //
 // Buckets (FormatVersion 1): "log" maps a big-endian position to a compact
 // binary record (record.go); "streams" maps stream+version to a position;
 // "ids" maps an event ID to its position, for idempotent retries;
-// "streammeta" holds retention; "meta" holds the format marker and the
-// random epoch made when the store was created.
+// "streammeta" holds retention; "meta" holds the format marker, the random
+// epoch made when the store was created, and "indexed", the position up to
+// which "streams" and "ids" are complete.
+//
+// Only the log is written with every commit. The index entries of recent
+// events stay in memory and are written in bulk, sorted, every
+// DefaultIndexFlushEvents events, inside a later group commit: writing them
+// per commit dirtied one B+tree page per stream touched and tripled the
+// bytes each fsync had to flush. Nothing durable depends on the lazy part:
+// Open rebuilds it from the log after "indexed".
+//
+// # bbolt options
+//
+// FreelistType map (stays fast when the file is large and fragmented);
+// InitialMmapSize 1 GiB of address space, so the file grows a long way
+// before bbolt must remap, since a remap waits for every read transaction;
+// AllocSize 64 MiB, so growing the file (which costs an extra fsync) is
+// rare; NoFreelistSync off, because with an append-only log the freelist is
+// a page or two per commit while skipping it makes every Open scan the
+// whole file. The log bucket fills pages completely (its keys only grow).
 //
 // # Reading
 //
