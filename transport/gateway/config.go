@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/projections"
+	"github.com/wardline/wardline/projections/presence"
+	"github.com/wardline/wardline/projections/rooms"
+	"github.com/wardline/wardline/transport/auth"
+	"github.com/wardline/wardline/transport/guard"
+)
+
+// Defaults of Config.
+const (
+	// DefaultExpiryWarning is how long before a token's exp the client gets
+	// auth:expiring (DESIGN "Sessions and tokens").
+	DefaultExpiryWarning = time.Minute
+	// DefaultTypingMaxAge is the retention of a room's typing stream: typing
+	// is only interesting for a moment.
+	DefaultTypingMaxAge = time.Minute
+	// DefaultMaxRetries bounds the re-decisions after version conflicts.
+	DefaultMaxRetries = 8
+	// DefaultStateCacheSize bounds the folded stream states kept in memory.
+	DefaultStateCacheSize = 10_000
+	// DefaultMaxQueueMessages and DefaultMaxQueueBytes bound each
+	// connection's send queue (DESIGN "Slow consumer").
+	DefaultMaxQueueMessages = 1024
+	DefaultMaxQueueBytes    = 4 << 20
+	// DefaultMaxFrameSize is the largest frame or Engine.IO payload.
+	DefaultMaxFrameSize = 64 << 10
+	// replayPage is how many events one ReadAll of a resume reads.
+	replayPage = 512
+)
+
+// ErrInvalidConfig is matched by every error New returns for a bad Config.
+var ErrInvalidConfig = errors.New("gateway: invalid config")
+
+// Config wires a Gateway. Store, Runner, Rooms, Presence, Verifier and
+// Secret are required.
+type Config struct {
+	Store    eventstore.Store
+	Runner   *projections.Runner
+	Rooms    *rooms.Model
+	Presence *presence.Model
+	Verifier *auth.Verifier
+	// Secret keys the resume tokens (pids) and the session cookies; every
+	// node of a deployment must share it. At least 32 bytes.
+	Secret []byte
+	// Decoder decodes events read back from the store (the binary wires
+	// migrations.Decode); nil means domain.Decode.
+	Decoder projections.Decoder
+	// AllowedOrigins are the origins allowed besides the request's own.
+	AllowedOrigins []string
+	// AllowQueryToken lets a handshake carry ?token= (URLs end up in logs).
+	AllowQueryToken bool
+	// NodeID names this node in SessionStarted and envelopes.
+	NodeID string
+	// Registry receives the gateway's metrics; nil registers nothing.
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+	// Limits are the domain's bounds (content size, history limits).
+	Limits domain.Limits
+	// RateLimit is the per-connection token bucket.
+	RateLimit guard.LimitConfig
+	// MaxQueueMessages and MaxQueueBytes bound each connection's queue.
+	MaxQueueMessages int
+	MaxQueueBytes    int
+	// MaxFrameSize bounds a frame or Engine.IO payload (1009 above it).
+	MaxFrameSize int
+	// ExpiryWarning is how long before exp auth:expiring is sent.
+	ExpiryWarning time.Duration
+	// TypingMaxAge is the retention set on typing streams.
+	TypingMaxAge time.Duration
+	// PingInterval and PingTimeout tune the Engine.IO heartbeat (zero: the
+	// reference server's values).
+	PingInterval, PingTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Decoder == nil {
+		c.Decoder = projections.DecoderFunc(domain.Decode)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxQueueMessages <= 0 {
+		c.MaxQueueMessages = DefaultMaxQueueMessages
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.ExpiryWarning <= 0 {
+		c.ExpiryWarning = DefaultExpiryWarning
+	}
+	if c.TypingMaxAge <= 0 {
+		c.TypingMaxAge = DefaultTypingMaxAge
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Limits = c.Limits.WithDefaults()
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return fmt.Errorf("%w: Store is required", ErrInvalidConfig)
+	case c.Runner == nil:
+		return fmt.Errorf("%w: Runner is required", ErrInvalidConfig)
+	case c.Rooms == nil || c.Presence == nil:
+		return fmt.Errorf("%w: Rooms and Presence read models are required", ErrInvalidConfig)
+	case c.Verifier == nil:
+		return fmt.Errorf("%w: Verifier is required", ErrInvalidConfig)
+	case len(c.Secret) < 32:
+		return fmt.Errorf("%w: Secret must be at least 32 bytes", ErrInvalidConfig)
+	}
+	if err := c.RateLimit.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}

@@ -1,0 +1,381 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/transport/auth"
+	"github.com/wardline/wardline/transport/engineio"
+	"github.com/wardline/wardline/transport/guard"
+	"github.com/wardline/wardline/transport/native"
+	"github.com/wardline/wardline/transport/socketio"
+)
+
+// endTimeout bounds recording a session's end after its connection is gone.
+const endTimeout = 5 * time.Second
+
+// methodSocketIOAuth and methodNativeAuth name the credentials read by the
+// codecs themselves (domain.AuthenticationSucceeded.Method).
+const (
+	methodSocketIOAuth auth.Method = "socketio-auth"
+	methodNativeAuth   auth.Method = "native-auth"
+)
+
+func derive(secret []byte, label string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+// authError is what a client is told about a refused credential.
+func authError(err error) *domain.Error {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		return &domain.Error{Code: domain.ErrorCode(ae.Code()), Message: ae.Message()}
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return de
+	}
+	return errBadToken
+}
+
+// recordAuthFailure counts a refused credential and appends
+// AuthenticationFailed (to the anonymous auth stream: the subject is not
+// verified).
+func (g *Gateway) recordAuthFailure(ctx context.Context, transport, addr, method string, err error) {
+	reason := "refused"
+	if r, ok := auth.ReasonOf(err); ok {
+		reason = r.String()
+	}
+	g.metrics.authFailures.WithLabelValues(transport, reason).Inc()
+	c := g.svc.decisionContext(domain.Actor{ClientAddr: addr})
+	ev := domain.AuthenticationFailed{Code: string(authError(err).Code), Reason: reason, ClientAddr: addr, Method: method}
+	if ctx.Err() != nil {
+		ctx = g.ctx
+	}
+	ctx, cancel := context.WithTimeout(ctx, endTimeout)
+	defer cancel()
+	if _, aerr := g.svc.appendAny(ctx, c, []domain.Event{ev}); aerr != nil {
+		g.cfg.Logger.Warn("gateway: record authentication failure", "err", aerr)
+	}
+}
+
+// checkSubject refuses tokens whose sub cannot be a Wardline user id.
+func checkSubject(c auth.Claims) error {
+	if err := domain.ValidateUserID(c.Subject); err != nil {
+		return &auth.Error{Reason: auth.ReasonMalformed, Err: err}
+	}
+	return nil
+}
+
+// handshakeRequest rebuilds what Authenticator reads from a request: the
+// headers and, only when query tokens are allowed, the query.
+func (g *Gateway) handshakeRequest(ctx context.Context, h http.Header, q url.Values, addr string) *http.Request {
+	u := &url.URL{Path: "/"}
+	if g.cfg.AllowQueryToken {
+		u.RawQuery = q.Encode()
+	}
+	r := (&http.Request{Method: http.MethodGet, URL: u, Header: h, RemoteAddr: addr}).WithContext(ctx)
+	return r
+}
+
+func (g *Gateway) newSession(id string, claims auth.Claims, method auth.Method, transport, addr string) (*session, error) {
+	lim, err := guard.NewLimiter(g.cfg.RateLimit)
+	if err != nil {
+		return nil, err
+	}
+	return &session{g: g, id: id, userID: claims.Subject, claims: claims, method: method, transport: transport, addr: addr, limiter: lim}, nil
+}
+
+// openSession records the session (AuthenticationSucceeded, then
+// SessionStarted and, on the user's first session, UserOnline) and arms the
+// expiry timers.
+func (g *Gateway) openSession(ctx context.Context, s *session) error {
+	actor := s.actor()
+	c := g.svc.decisionContext(actor)
+	claims := s.currentClaims()
+	if _, err := g.svc.appendAny(ctx, c, []domain.Event{domain.AuthenticationSucceeded{
+		UserID: s.userID, SessionID: s.id, Method: string(s.method), ExpiresAt: claims.ExpiresAt,
+	}}); err != nil {
+		return err
+	}
+	cmd := domain.StartSession{SessionID: s.id, Namespace: chatNamespace, Transport: s.transport, NodeID: g.cfg.NodeID, ClientAddr: s.addr}
+	if _, err := g.svc.execute(ctx, actor, domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+		return cmd.Decide(c, st.(*domain.Presence))
+	}, nil); err != nil {
+		return err
+	}
+	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Inc()
+	s.scheduleExpiry()
+	return nil
+}
+
+// endSession stops delivery to s and records its end (SessionEnded and,
+// for the user's last session, UserOffline).
+func (g *Gateway) endSession(s *session, reason string) {
+	g.hub.unregister(s)
+	s.closeGone()
+	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Dec()
+	ctx, cancel := context.WithTimeout(g.ctx, endTimeout)
+	defer cancel()
+	cmd := domain.EndSession{UserID: s.userID, SessionID: s.id, Reason: reason}
+	if _, err := g.svc.execute(ctx, s.actor(), domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+		return cmd.Decide(c, st.(*domain.Presence))
+	}, nil); err != nil {
+		g.cfg.Logger.Warn("gateway: record session end", "session", s.id, "err", err)
+	}
+}
+
+// closeAuthSession closes the sockets of a browser session that DELETE
+// /api/v1/sessions ended.
+func (g *Gateway) closeAuthSession(sessionID string) {
+	if sessionID == "" {
+		return
+	}
+	for _, s := range g.hub.sessions(func(s *session) bool { return s.currentClaims().SessionID == sessionID }) {
+		s.end(native.CloseUnauthorized, errorPayload{Code: domain.CodeUnauthorized, Message: "session ended"}, "")
+	}
+}
+
+// resumePoint decides where delivery starts: ok with the position to
+// replay after, or a notice why the client starts fresh.
+func resumeNotice(err error) exceptionPayload {
+	msg := "cannot resume: the offset is malformed; starting fresh"
+	switch {
+	case errors.Is(err, eventstore.ErrForeignOffset):
+		msg = "cannot resume: the offset belongs to another store epoch; starting fresh"
+	case errors.Is(err, errResumeRefused):
+		msg = "cannot resume this session; starting fresh"
+	}
+	return exceptionPayload{Code: domain.CodeInvalid, Message: msg, Event: "resume"}
+}
+
+// --- Socket.IO ---
+
+func (g *Gateway) sioCredentials(ctx context.Context, c *socketio.Conn, raw json.RawMessage) (auth.Claims, auth.Method, error) {
+	var a struct {
+		Token json.RawMessage `json:"token"`
+	}
+	_ = json.Unmarshal(raw, &a)
+	if len(a.Token) > 0 && string(a.Token) != "null" {
+		var tok string
+		if err := json.Unmarshal(a.Token, &tok); err != nil || tok == "" {
+			return auth.Claims{}, methodSocketIOAuth, &auth.Error{Reason: auth.ReasonMalformed}
+		}
+		claims, err := g.cfg.Verifier.Verify(ctx, tok)
+		if err == nil {
+			err = checkSubject(claims)
+		}
+		return claims, methodSocketIOAuth, err
+	}
+	sock := c.Socket()
+	claims, method, err := g.authn.Authenticate(ctx, g.handshakeRequest(ctx, sock.Header(), sock.Query(), sock.RemoteAddr()))
+	if err == nil {
+		err = checkSubject(claims)
+	}
+	return claims, method, err
+}
+
+func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.RawMessage) error {
+	addr := c.Socket().RemoteAddr()
+	claims, method, err := g.sioCredentials(ctx, c, raw)
+	if err != nil {
+		g.recordAuthFailure(ctx, transportSocketIO, addr, string(method), err)
+		e := authError(err)
+		return &socketio.ConnectError{Message: e.Message, Data: map[string]string{"code": string(e.Code)}}
+	}
+	s, err := g.newSession(c.ID(), claims, method, transportSocketIO, addr)
+	if err != nil {
+		return err
+	}
+	s.sio = c
+	epoch := g.cfg.Store.Epoch()
+	var (
+		resume bool
+		from   eventstore.Position
+		notice error
+	)
+	if rec, ok := socketio.ParseRecovery(raw); ok {
+		start, err := g.pids.verify(rec.PID, s.userID, epoch)
+		from = start
+		if err == nil && rec.Offset != "" {
+			from, err = eventstore.ParseOffset(epoch, rec.Offset)
+		}
+		if err == nil {
+			resume = true
+			c.SetPID(rec.PID)
+		} else {
+			notice = err
+		}
+	}
+	if err := g.openSession(ctx, s); err != nil {
+		return err
+	}
+	c.SetValue(s)
+	s.emit("connected", map[string]string{"socketId": c.ID(), "userId": s.userID, "timestamp": formatTime(g.cfg.Now())})
+	if notice != nil {
+		s.emit("exception", resumeNotice(notice))
+	}
+	if !resume {
+		head, err := g.cfg.Store.Head(ctx)
+		if err != nil {
+			return err
+		}
+		c.SetPID(g.pids.sign(s.userID, epoch, head))
+	}
+	return g.startDelivery(c.Context(), s, resume, from)
+}
+
+func (g *Gateway) sioEvent(c *socketio.Conn, ev *socketio.Event) {
+	s, _ := c.Value().(*session)
+	if s == nil {
+		return
+	}
+	var raw json.RawMessage
+	if len(ev.Args) > 0 {
+		raw = ev.Args[0]
+	}
+	res, err, disconnect := g.dispatch(c.Context(), s, ev.Name, raw)
+	switch {
+	case err != nil && ev.HasAck():
+		_ = ev.Ack(failure{Error: wireError(err)})
+	case err != nil:
+		e := wireError(err)
+		_ = c.Emit("exception", exceptionPayload{Code: e.Code, Message: e.Message, Event: ev.Name})
+	case ev.HasAck():
+		b, err := withSuccess(res)
+		if err != nil {
+			_ = ev.Ack(failure{Error: wireError(err)})
+			break
+		}
+		_ = ev.Ack(b)
+	}
+	if disconnect {
+		s.end(closeRateLimited, wireError(errRateLimited), ev.Name)
+	}
+}
+
+func (g *Gateway) sioDisconnect(c *socketio.Conn, reason error) {
+	s, _ := c.Value().(*session)
+	if s == nil {
+		return
+	}
+	if errors.Is(reason, engineio.ErrQueueFull) {
+		g.metrics.queueOverflows.WithLabelValues(transportSocketIO).Inc()
+	}
+	g.endSession(s, "disconnect")
+}
+
+// --- native ---
+
+// nativeState is the gateway's per-connection value in native.Session.
+type nativeState struct {
+	claims auth.Claims
+	method auth.Method
+	s      *session
+}
+
+func nativeError(err error) *native.Error {
+	e := wireError(err)
+	return &native.Error{Code: native.Code(e.Code), Message: e.Message}
+}
+
+func (g *Gateway) nativeAuthenticate(r *http.Request) (native.Session, error) {
+	claims, method, err := g.authn.Authenticate(r.Context(), g.handshakeRequest(r.Context(), r.Header, r.URL.Query(), r.RemoteAddr))
+	if errors.Is(err, &auth.Error{Reason: auth.ReasonNoToken}) {
+		return native.Session{}, native.ErrNoCredentials
+	}
+	if err == nil {
+		err = checkSubject(claims)
+	}
+	if err != nil {
+		g.recordAuthFailure(r.Context(), transportNative, r.RemoteAddr, string(method), err)
+		return native.Session{}, nativeError(authError(err))
+	}
+	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: claims, method: method}}, nil
+}
+
+func (g *Gateway) nativeAuth(ctx context.Context, c *native.Conn, token, _ string) (native.Session, error) {
+	claims, err := g.cfg.Verifier.Verify(ctx, token)
+	if err == nil {
+		err = checkSubject(claims)
+	}
+	if err != nil {
+		g.recordAuthFailure(ctx, transportNative, c.RemoteAddr(), string(methodNativeAuth), err)
+		return native.Session{}, nativeError(authError(err))
+	}
+	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: claims, method: methodNativeAuth}}, nil
+}
+
+func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset string) {
+	sess, _ := c.Session()
+	st, _ := sess.Value.(*nativeState)
+	if st == nil {
+		c.Close(native.CloseInternal, "no session")
+		return
+	}
+	s, err := g.newSession(c.ID(), st.claims, st.method, transportNative, c.RemoteAddr())
+	if err == nil {
+		s.nat = c
+		err = g.openSession(ctx, s)
+	}
+	if err != nil {
+		g.cfg.Logger.Warn("gateway: open native session", "err", err)
+		c.Close(native.CloseTryAgain, "unavailable")
+		return
+	}
+	st.s = s
+	resume := false
+	var from eventstore.Position
+	if offset != "" {
+		from, err = eventstore.ParseOffset(g.cfg.Store.Epoch(), offset)
+		if err != nil {
+			n := resumeNotice(err)
+			_ = c.Send(native.EncodeException(&native.Error{Code: native.Code(n.Code), Message: n.Message}, n.Event))
+		} else {
+			resume = true
+		}
+	}
+	if err := g.startDelivery(c.Context(), s, resume, from); err != nil {
+		g.cfg.Logger.Warn("gateway: start delivery", "err", err)
+		c.Close(native.CloseTryAgain, "unavailable")
+	}
+}
+
+func (g *Gateway) nativeEvent(ctx context.Context, c *native.Conn, event string, data json.RawMessage) (any, error) {
+	sess, _ := c.Session()
+	st, _ := sess.Value.(*nativeState)
+	if st == nil || st.s == nil {
+		return nil, &native.Error{Code: native.CodeUnauthorized, Message: "not authenticated"}
+	}
+	res, err, disconnect := g.dispatch(ctx, st.s, event, data)
+	if disconnect {
+		// The reply of this request is written before the close.
+		st.s.end(closeRateLimited, wireError(errRateLimited), event)
+	}
+	if err != nil {
+		return nil, nativeError(err)
+	}
+	return res, nil
+}
+
+func (g *Gateway) nativeClose(c *native.Conn, info native.CloseInfo) {
+	sess, _ := c.Session()
+	st, _ := sess.Value.(*nativeState)
+	if st == nil || st.s == nil {
+		return
+	}
+	if errors.Is(info.Err, native.ErrSlowConsumer) {
+		g.metrics.queueOverflows.WithLabelValues(transportNative).Inc()
+	}
+	g.endSession(st.s, "disconnect")
+}

@@ -1,0 +1,47 @@
+// Package gateway is Wardline's real-time gateway for the /chat namespace:
+// it puts the domain, the event store and the read models behind both wire
+// protocols (Socket.IO at /socket.io/ and the native JSON protocol at
+// /ws/chat) and the small HTTP API that goes with them.
+//
+// # Command side
+//
+// Every client request goes through one pipeline, whatever the transport:
+// decode and validate (invalid, too_large), then existence (not_found) and
+// permission (forbidden), then the per-connection rate limit (rate_limited),
+// then the handler. A handler folds the state of the stream it concerns
+// (a cache of folded states, caught up with ReadStream from the cached
+// version before every decision), calls the domain's Decide, wraps and
+// encodes the events and appends them with the exact expected version; a
+// version conflict re-reads and decides again (a bounded number of times).
+// The client is acknowledged only after the append returned, with the
+// offset of the appended event. Refusals the audit trail must see
+// (RoomAccessDenied) and PHI reads (HistoryViewed) are appended before the
+// answer.
+//
+// # Delivery
+//
+// The projections Runner calls Gateway.OnApplied with every applied batch,
+// after the read models show it. The hub routes each event to the sessions
+// that may see it (room members from the rooms read model, both parties of a
+// DM, users sharing a room for presence), encodes the push once per
+// transport and hands the same bytes to every recipient without blocking.
+// A recipient whose bounded queue overflows is closed by its transport (1013)
+// and resumes from its offset; nobody else waits for it.
+//
+// Every session has a watermark: the position of the last event it was
+// given. A fresh session starts at the log's head at connect; a resuming one
+// at its offset. The hub only delivers events after the watermark, which is
+// what makes a resume free of duplicates: the session registers for live
+// delivery (buffered) at the hub's current position P, replays the log from
+// its offset up to P, then flushes the buffer.
+//
+// # Resume tokens
+//
+// The Socket.IO pid is "v1.<b64(user)>.<epoch>.<start position>.<b64(HMAC)>",
+// signed with a key derived from the server secret, so any node sharing the
+// secret and the store can verify it without server memory. A pid or offset
+// from another store epoch is refused: the client starts a fresh session
+// (socket.recovered is false) and is sent an exception
+// {code:"invalid", message, event:"resume"} saying so; the native protocol
+// does the same for the auth frame's offset.
+package gateway

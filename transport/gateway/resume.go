@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/wardline/wardline/eventstore"
+)
+
+// pidLabel separates the pid key from every other key derived from the
+// server secret.
+const pidLabel = "wardline gateway resume pid v1"
+
+// errResumeRefused is the notice a client gets when its pid or offset
+// cannot be honoured (another store epoch, tampering, another user): it
+// starts fresh.
+var errResumeRefused = errors.New("gateway: resume refused")
+
+// pidSigner makes and checks Socket.IO recovery ids. A pid is
+// "v1.<b64(user)>.<epoch>.<start>.<nonce>.<b64(mac)>" where start is the log
+// position the recovery session began at (what to replay from when the
+// client never received an offset); it is verifiable on any node that
+// shares the secret, with no server memory.
+type pidSigner struct {
+	key []byte
+}
+
+func newPIDSigner(secret []byte) pidSigner {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(pidLabel))
+	return pidSigner{key: m.Sum(nil)}
+}
+
+var b64 = base64.RawURLEncoding
+
+func (p pidSigner) sign(user, epoch string, start eventstore.Position) string {
+	var nonce [9]byte
+	_, _ = rand.Read(nonce[:])
+	body := strings.Join([]string{"v1", b64.EncodeToString([]byte(user)), b64.EncodeToString([]byte(epoch)), strconv.FormatUint(uint64(start), 36), b64.EncodeToString(nonce[:])}, ".")
+	return body + "." + b64.EncodeToString(p.mac(body))
+}
+
+func (p pidSigner) mac(body string) []byte {
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(body))
+	return m.Sum(nil)
+}
+
+// verify checks pid for user and epoch and returns its start position.
+func (p pidSigner) verify(pid, user, epoch string) (eventstore.Position, error) {
+	parts := strings.Split(pid, ".")
+	if len(parts) != 6 || parts[0] != "v1" {
+		return 0, fmt.Errorf("%w: malformed pid", errResumeRefused)
+	}
+	body := strings.Join(parts[:5], ".")
+	sum, err := b64.DecodeString(parts[5])
+	if err != nil || !hmac.Equal(sum, p.mac(body)) {
+		return 0, fmt.Errorf("%w: pid signature", errResumeRefused)
+	}
+	u, err1 := b64.DecodeString(parts[1])
+	e, err2 := b64.DecodeString(parts[2])
+	start, err3 := strconv.ParseUint(parts[3], 36, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return 0, fmt.Errorf("%w: malformed pid", errResumeRefused)
+	}
+	if string(u) != user {
+		return 0, fmt.Errorf("%w: pid of another user", errResumeRefused)
+	}
+	if string(e) != epoch {
+		return 0, fmt.Errorf("%w: pid from another store epoch", errResumeRefused)
+	}
+	return eventstore.Position(start), nil
+}
+
+// startDelivery sets s up for delivery: fresh (from the log's head) or,
+// when resume is true, from `from`, replaying the log up to the hub's
+// position in a goroutine bound to ctx before going live.
+func (g *Gateway) startDelivery(ctx context.Context, s *session, resume bool, from eventstore.Position) error {
+	if !resume {
+		head, err := g.cfg.Store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("gateway: read head: %w", err)
+		}
+		s.mu.Lock()
+		s.after = head
+		s.mu.Unlock()
+		g.hub.register(s)
+		return nil
+	}
+	s.mu.Lock()
+	s.after, s.replaying = from, true
+	s.mu.Unlock()
+	live := g.hub.register(s)
+	g.wg.Go(func() {
+		if err := g.replay(ctx, s, from, live); err != nil && ctx.Err() == nil {
+			g.cfg.Logger.Warn("gateway: replay failed; closing so the client resumes again", "session", s.id, "err", err)
+			s.closeTryAgain()
+			return
+		}
+		s.finishReplay()
+	})
+	return nil
+}
+
+// replay sends what s may see of the log in (from, live].
+func (g *Gateway) replay(ctx context.Context, s *session, from, live eventstore.Position) error {
+	for from < live {
+		evs, err := g.cfg.Store.ReadAll(ctx, from, replayPage)
+		if err != nil {
+			return fmt.Errorf("gateway: replay from %d: %w", from, err)
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		for _, r := range evs {
+			if r.Position > live {
+				return nil
+			}
+			from = r.Position
+			if !pushedType(r.Type) {
+				continue
+			}
+			env, err := g.svc.decode(r)
+			if err != nil {
+				return err
+			}
+			rt, ok := g.hub.route(appliedOf(r, env))
+			if !ok || !rt.reaches(s.userID) {
+				continue
+			}
+			if err := s.sendReplay(ctx, rt.push); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.after = r.Position
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,233 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/transport/auth"
+	"github.com/wardline/wardline/transport/engineio"
+	"github.com/wardline/wardline/transport/guard"
+	"github.com/wardline/wardline/transport/native"
+	"github.com/wardline/wardline/transport/socketio"
+)
+
+const (
+	transportSocketIO = "socketio"
+	transportNative   = "native"
+	chatNamespace     = "/chat"
+)
+
+// session is one authenticated connection, of either transport.
+type session struct {
+	g         *Gateway
+	id        string
+	userID    string
+	transport string
+	addr      string
+	method    auth.Method
+	sio       *socketio.Conn
+	nat       *native.Conn
+	limiter   *guard.Limiter
+
+	mu        sync.Mutex
+	claims    auth.Claims
+	expiring  *time.Timer
+	expired   *time.Timer
+	replaying bool
+	buffer    []*push
+	// after is the position of the last event from the log this session was
+	// given (or decided it need not be given): only later ones are delivered.
+	after  eventstore.Position
+	closed bool
+}
+
+func (s *session) actor() domain.Actor {
+	s.mu.Lock()
+	c := s.claims
+	s.mu.Unlock()
+	a := c.Actor()
+	a.SessionID, a.ClientAddr = s.id, s.addr
+	return a
+}
+
+func (s *session) currentClaims() auth.Claims {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claims
+}
+
+// deliver offers a push from the hub: sent at once, buffered while the
+// session replays, or skipped if it is not after the watermark.
+func (s *session) deliver(p *push) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || p.pos <= s.after {
+		return
+	}
+	if s.replaying {
+		if len(s.buffer) >= s.g.cfg.MaxQueueMessages {
+			// Live traffic outran the replay: the client is a slow consumer.
+			s.closed = true
+			s.g.metrics.queueOverflows.WithLabelValues(s.transport).Inc()
+			go s.closeTryAgain()
+			return
+		}
+		s.buffer = append(s.buffer, p)
+		return
+	}
+	s.after = p.pos
+	s.sendLocked(p)
+}
+
+// sendLocked hands p to the transport queue without blocking.
+func (s *session) sendLocked(p *push) {
+	var err error
+	switch s.transport {
+	case transportSocketIO:
+		var f socketio.Frame
+		if f, err = p.socketIO(); err == nil {
+			err = s.sio.SendEncoded(f)
+		}
+	case transportNative:
+		var b []byte
+		if b, err = p.native(); err == nil {
+			err = s.nat.Send(b)
+		}
+	}
+	s.countSend(p.event, err)
+}
+
+func (s *session) countSend(event string, err error) {
+	// Overflows are counted when the transport reports the close.
+	if err == nil {
+		s.g.metrics.eventsOut.WithLabelValues(s.transport, event).Inc()
+	}
+}
+
+// sendReplay sends one replayed push, waiting for room where the transport
+// allows it (native), so that a long replay is paced by the client.
+func (s *session) sendReplay(ctx context.Context, p *push) error {
+	var err error
+	switch s.transport {
+	case transportSocketIO:
+		var f socketio.Frame
+		if f, err = p.socketIO(); err == nil {
+			err = s.sio.SendEncoded(f)
+		}
+	case transportNative:
+		var b []byte
+		if b, err = p.native(); err == nil {
+			err = s.nat.SendWait(ctx, b)
+		}
+	}
+	s.countSend(p.event, err)
+	return err
+}
+
+// finishReplay flushes what the hub buffered during the replay and goes live.
+func (s *session) finishReplay() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.buffer {
+		if p.pos <= s.after || s.closed {
+			continue
+		}
+		s.after = p.pos
+		s.sendLocked(p)
+	}
+	s.buffer, s.replaying = nil, false
+}
+
+// emit sends a push that is not from the log (no offset).
+func (s *session) emit(event string, data any) {
+	var err error
+	switch s.transport {
+	case transportSocketIO:
+		err = s.sio.Emit(event, data)
+	case transportNative:
+		var b []byte
+		if b, err = native.EncodePush(event, data, ""); err == nil {
+			err = s.nat.Send(b)
+		}
+	}
+	s.countSend(event, err)
+}
+
+// closeTryAgain ends a connection whose client cannot keep up (1013); it
+// reconnects and resumes from its offset.
+func (s *session) closeTryAgain() {
+	switch s.transport {
+	case transportSocketIO:
+		s.sio.Socket().Close(&engineio.CloseError{Code: native.CloseTryAgain, Text: "slow consumer"})
+	case transportNative:
+		s.nat.Close(native.CloseTryAgain, "slow consumer")
+	}
+}
+
+// end closes the connection for reason with the transport's own means:
+// native gets an exception and the close code; Socket.IO an exception (or
+// the given event) and a server DISCONNECT.
+func (s *session) end(code int, e errorPayload, event string) {
+	switch s.transport {
+	case transportSocketIO:
+		_ = s.sio.Emit("exception", exceptionPayload{Code: e.Code, Message: e.Message, Event: event})
+		_ = s.sio.Disconnect()
+	case transportNative:
+		s.nat.CloseWithError(code, &native.Error{Code: native.Code(e.Code), Message: e.Message}, event)
+	}
+}
+
+// scheduleExpiry (re)arms auth:expiring and the automatic logoff at exp.
+func (s *session) scheduleExpiry() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopTimersLocked()
+	if s.closed {
+		return
+	}
+	exp := s.claims.ExpiresAt
+	now := s.g.cfg.Now()
+	warnIn := max(exp.Sub(now)-s.g.cfg.ExpiryWarning, 0)
+	s.expiring = time.AfterFunc(warnIn, func() {
+		s.emit("auth:expiring", map[string]string{"expiresAt": formatTime(exp)})
+	})
+	s.expired = time.AfterFunc(max(exp.Sub(now), 0), s.expire)
+}
+
+func (s *session) stopTimersLocked() {
+	if s.expiring != nil {
+		s.expiring.Stop()
+	}
+	if s.expired != nil {
+		s.expired.Stop()
+	}
+}
+
+// expire is the automatic logoff at the token's exp.
+func (s *session) expire() {
+	s.mu.Lock()
+	exp := s.claims.ExpiresAt
+	s.mu.Unlock()
+	if s.g.cfg.Now().Before(exp) {
+		return // refreshed meanwhile
+	}
+	switch s.transport {
+	case transportSocketIO:
+		_ = s.sio.Emit("auth:expired", map[string]string{"reason": "token expired"})
+		_ = s.sio.Disconnect()
+	case transportNative:
+		s.nat.Close(native.CloseUnauthorized, "token expired")
+	}
+}
+
+// closeGone marks the session ended and stops its timers.
+func (s *session) closeGone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.buffer = nil
+	s.stopTimersLocked()
+}
