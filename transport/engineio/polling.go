@@ -23,6 +23,13 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		_ = writePollResponse(w, nil, reply, false)
 		return
 	}
+	if s.pongOverdueLocked(start) {
+		// The session is already dead; do not hand it a response.
+		s.mu.Unlock()
+		s.abort(ErrPingTimeout)
+		writeError(w, http.StatusBadRequest, codeUnknownSID)
+		return
+	}
 	if s.transport != transportPolling || s.state == stateClosed {
 		s.mu.Unlock()
 		writeError(w, http.StatusBadRequest, codeBadRequest)

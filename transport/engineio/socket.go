@@ -427,11 +427,18 @@ func (s *Socket) onHeartbeat() {
 		return
 	}
 	s.awaitingPong = true
-	d := s.srv.cfg.PingTimeout
-	s.heartbeatDue = now.Add(d)
-	s.heartbeat.Reset(d)
+	// The pong is due PingTimeout after the ping was scheduled, not after
+	// this (possibly late) timer run, so timer lateness does not add up.
+	s.heartbeatDue = s.heartbeatDue.Add(s.srv.cfg.PingTimeout)
+	s.heartbeat.Reset(max(time.Until(s.heartbeatDue), 0))
 	s.mu.Unlock()
 	_ = s.enqueue(item{data: []byte{byte(packetPing)}, kind: kindPacket}, nil) // failure already closed the socket
+}
+
+// pongOverdueLocked reports whether the pong deadline has passed, even if
+// the heartbeat timer has not run yet (timers run late on a busy machine).
+func (s *Socket) pongOverdueLocked(now time.Time) bool {
+	return s.state == stateOpen && s.awaitingPong && !now.Before(s.heartbeatDue)
 }
 
 func (s *Socket) onPong() {

@@ -29,7 +29,7 @@ const (
 	// frame that arrives in the same read as the reply is missed. The
 	// reference server writes the second packet only after the first
 	// write's callback; this delay plays that part.
-	conformanceAuthDelay = 10 * time.Millisecond
+	conformanceAuthDelay = 50 * time.Millisecond
 )
 
 // ConformanceServer serves the echo behaviour the official protocol test
