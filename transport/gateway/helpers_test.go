@@ -240,6 +240,31 @@ func (c *nclient) request(event string, data any) json.RawMessage {
 	return f.Data
 }
 
+// tryRequest is request, returning nil when the connection closes first.
+func (c *nclient) tryRequest(event string, data any) json.RawMessage {
+	c.t.Helper()
+	c.nextID++
+	id := c.nextID
+	b, _ := json.Marshal(map[string]any{"id": id, "event": event, "data": data})
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return nil
+	}
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return nil
+			}
+			if f.ID != nil && *f.ID == id {
+				return f.Data
+			}
+			c.pending = append(c.pending, f)
+		case <-time.After(10 * time.Second):
+			c.t.Fatalf("timed out waiting for the reply to %s", event)
+		}
+	}
+}
+
 func (c *nclient) waitPush(event string, match func(frame) bool) frame {
 	c.t.Helper()
 	return c.next(func(f frame) bool { return f.ID == nil && f.Event == event && (match == nil || match(f)) }, "push "+event)
