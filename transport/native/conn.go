@@ -45,9 +45,10 @@ type Conn struct {
 	broken    bool          // a write failed; the reader is about to fail too
 	space     chan struct{} // closed when the queue drains; nil if nobody waits
 
-	writers   sync.WaitGroup
-	pingTimer *time.Timer
-	authTimer *time.Timer
+	writers      sync.WaitGroup
+	pingTimer    *time.Timer
+	authTimer    *time.Timer
+	authDeadline time.Time
 
 	dlMu    sync.Mutex // orders read-deadline updates against the close grace
 	closing bool
@@ -371,6 +372,7 @@ func (c *Conn) serve(pre *Session, preErr error, offset string) {
 	c.mu.Lock()
 	c.pingTimer = time.AfterFunc(cfg.PingPeriod, c.schedulePing)
 	if pre == nil && preErr == nil {
+		c.authDeadline = time.Now().Add(cfg.AuthTimeout)
 		c.authTimer = time.AfterFunc(cfg.AuthTimeout, c.authExpired)
 	}
 	c.mu.Unlock()
@@ -500,6 +502,14 @@ func (c *Conn) handleAuth(f *Frame) {
 		offset = *d.Offset
 	}
 	sess, err := c.callOnAuth(*d.Token, offset)
+	if err != nil && !time.Now().Before(c.authDeadline) {
+		// OnAuth ran out of the time the connection had to authenticate:
+		// that is the auth timeout, whichever of the timer and OnAuth's
+		// ctx fired first.
+		c.authExpired()
+		c.reply(nil)
+		return
+	}
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Code == CodeInvalid {
@@ -514,7 +524,7 @@ func (c *Conn) handleAuth(f *Frame) {
 }
 
 func (c *Conn) callOnAuth(token, offset string) (sess Session, err error) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.AuthTimeout)
+	ctx, cancel := context.WithDeadline(c.ctx, c.authDeadline)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
