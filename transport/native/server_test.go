@@ -816,7 +816,9 @@ func TestShutdownPastItsDeadlineDropsConnections(t *testing.T) {
 
 func TestNewServerRefusesAnIncompleteConfig(t *testing.T) {
 	ok := func(context.Context, *native.Conn, string, json.RawMessage) (any, error) { return nil, nil }
-	auth := func(context.Context, *native.Conn, string, string) (native.Session, error) { return native.Session{}, nil }
+	auth := func(context.Context, *native.Conn, string, string) (native.Session, error) {
+		return native.Session{}, nil
+	}
 	tests := []struct {
 		name string
 		cfg  native.Config
