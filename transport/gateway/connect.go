@@ -230,9 +230,11 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 		if err != nil {
 			return err
 		}
+		from = head
 		c.SetPID(g.pids.sign(s.userID, epoch, head))
 	}
-	return g.startDelivery(c.Context(), s, resume, from)
+	g.startDelivery(c.Context(), s, from)
+	return nil
 }
 
 func (g *Gateway) sioEvent(c *socketio.Conn, ev *socketio.Event) {
@@ -281,7 +283,10 @@ func (g *Gateway) sioDisconnect(c *socketio.Conn, reason error) {
 type nativeState struct {
 	claims auth.Claims
 	method auth.Method
-	s      *session
+	// head is the log's head when the credentials were accepted, before
+	// the client is told it is connected: a fresh session's start.
+	head eventstore.Position
+	s    *session
 }
 
 func nativeError(err error) *native.Error {
@@ -301,7 +306,11 @@ func (g *Gateway) nativeAuthenticate(r *http.Request) (native.Session, error) {
 		g.recordAuthFailure(r.Context(), transportNative, r.RemoteAddr, string(method), err)
 		return native.Session{}, nativeError(authError(err))
 	}
-	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: claims, method: method}}, nil
+	head, err := g.cfg.Store.Head(r.Context())
+	if err != nil {
+		return native.Session{}, &native.Error{Code: native.CodeUnavailable, Message: "try again"}
+	}
+	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: claims, method: method, head: head}}, nil
 }
 
 func (g *Gateway) nativeAuth(ctx context.Context, c *native.Conn, token, _ string) (native.Session, error) {
@@ -313,7 +322,11 @@ func (g *Gateway) nativeAuth(ctx context.Context, c *native.Conn, token, _ strin
 		g.recordAuthFailure(ctx, transportNative, c.RemoteAddr(), string(methodNativeAuth), err)
 		return native.Session{}, nativeError(authError(err))
 	}
-	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: claims, method: methodNativeAuth}}, nil
+	head, err := g.cfg.Store.Head(ctx)
+	if err != nil {
+		return native.Session{}, &native.Error{Code: native.CodeUnavailable, Message: "try again"}
+	}
+	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: claims, method: methodNativeAuth, head: head}}, nil
 }
 
 func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset string) {
@@ -334,21 +347,17 @@ func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset stri
 		return
 	}
 	st.s = s
-	resume := false
-	var from eventstore.Position
+	from := st.head
 	if offset != "" {
-		from, err = eventstore.ParseOffset(g.cfg.Store.Epoch(), offset)
+		pos, err := eventstore.ParseOffset(g.cfg.Store.Epoch(), offset)
 		if err != nil {
 			n := resumeNotice(err)
 			_ = c.Send(native.EncodeException(&native.Error{Code: native.Code(n.Code), Message: n.Message}, n.Event))
 		} else {
-			resume = true
+			from = pos
 		}
 	}
-	if err := g.startDelivery(c.Context(), s, resume, from); err != nil {
-		g.cfg.Logger.Warn("gateway: start delivery", "err", err)
-		c.Close(native.CloseTryAgain, "unavailable")
-	}
+	g.startDelivery(c.Context(), s, from)
 }
 
 func (g *Gateway) nativeEvent(ctx context.Context, c *native.Conn, event string, data json.RawMessage) (any, error) {

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -353,4 +354,54 @@ func parseOffset(t testing.TB, store eventstore.Store, off string) eventstore.Po
 		t.Fatal(err)
 	}
 	return p
+}
+
+// dialNativeUnread authenticates a connection that never reads again: a
+// slow consumer.
+func (h *harness) dialNativeUnread(token string) (*websocket.Conn, *http.Response, error) {
+	conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL(), http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		return nil, resp, err
+	}
+	_ = conn.UnderlyingConn().(*net.TCPConn).SetReadBuffer(4096)
+	return conn, resp, nil
+}
+
+// metricValue sums the samples of metric name whose labels include
+// every given name=value pair.
+func (h *harness) metricValue(name string, labels map[string]string) float64 {
+	h.t.Helper()
+	mfs, err := h.registry.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return sum
 }

@@ -79,21 +79,13 @@ func (p pidSigner) verify(pid, user, epoch string) (eventstore.Position, error) 
 	return eventstore.Position(start), nil
 }
 
-// startDelivery sets s up for delivery: fresh (from the log's head) or,
-// when resume is true, from `from`, replaying the log up to the hub's
-// position in a goroutine bound to ctx before going live.
-func (g *Gateway) startDelivery(ctx context.Context, s *session, resume bool, from eventstore.Position) error {
-	if !resume {
-		head, err := g.cfg.Store.Head(ctx)
-		if err != nil {
-			return fmt.Errorf("gateway: read head: %w", err)
-		}
-		s.mu.Lock()
-		s.after = head
-		s.mu.Unlock()
-		g.hub.register(s)
-		return nil
-	}
+// startDelivery sets s up for delivery after position from: s registers
+// with the hub (which buffers for it), the log in (from, P] is replayed
+// from the store, where P is the hub's position at registration, then the
+// buffer is flushed and s goes live. A fresh session passes the log's head
+// as read before the client was told it is connected, so nothing the client
+// could expect is missed; a resuming one passes its offset.
+func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore.Position) {
 	s.mu.Lock()
 	s.after, s.replaying = from, true
 	s.mu.Unlock()
@@ -106,7 +98,6 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, resume bool, fr
 		}
 		s.finishReplay()
 	})
-	return nil
 }
 
 // replay sends what s may see of the log in (from, live].

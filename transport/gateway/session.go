@@ -194,7 +194,7 @@ func (s *session) scheduleExpiry() {
 	s.expiring = time.AfterFunc(warnIn, func() {
 		s.emit("auth:expiring", map[string]string{"expiresAt": formatTime(exp)})
 	})
-	s.expired = time.AfterFunc(max(exp.Sub(now), 0), s.expire)
+	s.expired = time.AfterFunc(max(exp.Sub(now), 0), func() { s.expire(exp) })
 }
 
 func (s *session) stopTimersLocked() {
@@ -206,12 +206,13 @@ func (s *session) stopTimersLocked() {
 	}
 }
 
-// expire is the automatic logoff at the token's exp.
-func (s *session) expire() {
+// expire is the automatic logoff at exp, the expiry the timer was armed
+// for.
+func (s *session) expire(exp time.Time) {
 	s.mu.Lock()
-	exp := s.claims.ExpiresAt
+	current := s.claims.ExpiresAt
 	s.mu.Unlock()
-	if s.g.cfg.Now().Before(exp) {
+	if !current.Equal(exp) {
 		return // refreshed meanwhile
 	}
 	switch s.transport {

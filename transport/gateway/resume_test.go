@@ -1,0 +1,240 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/transport/auth"
+	"github.com/wardline/wardline/transport/gateway"
+	"github.com/wardline/wardline/transport/native"
+)
+
+func TestNativeResumeByOffsetDeliversEverythingMissedInOrderThenLive(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.connect(h.nurse("alice"), "")
+	mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob"}}))
+	bob := h.connect(h.nurse("bob"), "")
+	mustOK(t, alice.request("message:send", map[string]any{"roomId": "ward", "content": "m1"}))
+	last := bob.waitPush("message:new", nil).Offset
+	_ = bob.conn.Close()
+	<-bob.done
+
+	const missed, during = 30, 30
+	for i := range missed {
+		mustOK(t, alice.request("message:send", map[string]any{"roomId": "ward", "content": "missed " + string(rune('a'+i%26))}))
+	}
+	dm := decode[sendAck](t, alice.request("dm:send", map[string]any{"toUserId": "bob", "content": "while you were away"}))
+
+	// Keep writing while bob resumes, so that replay and live overlap.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range during {
+			alice.request("message:send", map[string]any{"roomId": "ward", "content": "during"})
+		}
+	}()
+	bob = h.connect(h.nurse("bob"), last)
+	<-done
+	mustOK(t, alice.request("message:send", map[string]any{"roomId": "ward", "content": "live"}))
+
+	want := uint64(2)
+	sawDM := false
+	for want <= 1+missed+during+1 {
+		f := bob.next(func(f frame) bool { return f.Event == "message:new" || f.Event == "dm:new" }, "resumed pushes")
+		if f.Event == "dm:new" {
+			if sawDM || f.Offset != dm.Offset {
+				t.Fatalf("dm:new twice or with offset %q, want %q", f.Offset, dm.Offset)
+			}
+			sawDM = true
+			continue
+		}
+		m := decode[msgPayload](t, f.Data)
+		if m.Seq != want {
+			t.Fatalf("got seq %d, want %d: a gap, a duplicate or a reordering", m.Seq, want)
+		}
+		want++
+	}
+	if !sawDM {
+		t.Fatal("the DM sent while bob was away was not replayed")
+	}
+	// Nothing more: a later event is the marker.
+	mustOK(t, alice.request("typing:start", map[string]any{"roomId": "ward"}))
+	bob.noPushBefore("message:new", func() { bob.waitPush("typing:user-typing", nil) })
+}
+
+func TestNativeResumeWithAnOffsetOfAnotherEpochStartsFreshAndSaysSo(t *testing.T) {
+	h := newHarness(t, nil)
+	c, _, err := h.dialNative(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, c.request("auth", map[string]string{"token": h.nurse("bob"), "offset": "another-epoch.5"}))
+	c.waitPush("connected", nil)
+	f := c.waitPush("exception", nil)
+	if e := decode[struct{ Code, Event string }](t, f.Data); e.Code != "invalid" || e.Event != "resume" {
+		t.Fatalf("exception = %s", f.Data)
+	}
+	mustOK(t, c.request("presence:query", map[string]any{"userIds": []string{"bob"}}))
+}
+
+func TestPresenceEdgesFollowTheFirstAndLastSessionOfAUser(t *testing.T) {
+	h := newHarness(t, nil)
+	carol := h.connect(h.nurse("carol"), "")
+	mustOK(t, carol.request("room:create", map[string]any{"roomId": "team", "name": "Team", "members": []string{"alice"}}))
+
+	a1 := h.connect(h.nurse("alice"), "")
+	if f := carol.waitPush("user:online", nil); string(f.Data) != `{"userId":"alice"}` || f.Offset == "" {
+		t.Fatalf("user:online = %s %q", f.Data, f.Offset)
+	}
+	a2 := h.connect(h.nurse("alice"), "")
+	_ = a1.conn.Close()
+	<-a1.done
+	// No edge for the second session nor for the first one's end: a
+	// message from the second session is the marker.
+	mustOK(t, a2.request("message:send", map[string]any{"roomId": "team", "content": "still here"}))
+	carol.noPushBefore("user:offline", func() { carol.waitPush("message:new", nil) })
+	carol.noPushBefore("user:online", func() {})
+
+	start := time.Now()
+	_ = a2.conn.Close()
+	<-a2.done
+	if f := carol.waitPush("user:offline", nil); string(f.Data) != `{"userId":"alice"}` {
+		t.Fatalf("user:offline = %s", f.Data)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("user:offline after %v, want within 5 s", d)
+	}
+	online := decode[struct{ Online []string }](t, carol.request("presence:query", map[string]any{"userIds": []string{"alice", "carol"}}))
+	if len(online.Online) != 1 || online.Online[0] != "carol" {
+		t.Fatalf("online = %v", online.Online)
+	}
+}
+
+func TestASlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
+	h := newHarness(t, func(c *gateway.Config) { c.MaxQueueMessages = 16 })
+	alice := h.connect(h.nurse("alice"), "")
+	mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob", "slow"}}))
+	bob := h.connect(h.nurse("bob"), "")
+	slow, _, err := h.dialNativeUnread(h.nurse("slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+
+	const n = 400
+	content := strings.Repeat("x", 15<<10)
+	go func() {
+		for range n {
+			if alice.tryRequest("message:send", map[string]any{"roomId": "ward", "content": content}) == nil {
+				return
+			}
+		}
+	}()
+	for i := uint64(1); i <= n; i++ {
+		m := decode[msgPayload](t, bob.waitPush("message:new", nil).Data)
+		if m.Seq != i {
+			t.Fatalf("bob got seq %d, want %d", m.Seq, i)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.metricValue("wardline_gateway_queue_overflows_total", map[string]string{"transport": "native"}) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow consumer was never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for len(h.presence.SessionsOf("slow")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow consumer's session never ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTokenExpiryWarnsThenClosesWith4401(t *testing.T) {
+	h := newHarness(t, nil)
+	soon, err := auth.NewMinter(auth.MinterConfig{Secret: testSecret, Now: func() time.Time { return time.Now().Add(-time.Hour + 2*time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := soon.Mint(authClaims("alice"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.connect(tok, "")
+	f := c.waitPush("auth:expiring", nil)
+	if decode[struct{ ExpiresAt string }](t, f.Data).ExpiresAt == "" {
+		t.Fatalf("auth:expiring = %s", f.Data)
+	}
+	if code := c.waitClosed(); code != native.CloseUnauthorized {
+		t.Fatalf("close %d, want 4401", code)
+	}
+	if ce := c.closeErr(); ce == nil || ce.Text != "token expired" {
+		t.Fatalf("close reason %v, want token expired", ce)
+	}
+}
+
+func TestRefreshedTokenKeepsTheSessionPastTheOldExpiry(t *testing.T) {
+	h := newHarness(t, nil)
+	soon, err := auth.NewMinter(auth.MinterConfig{Secret: testSecret, Now: func() time.Time { return time.Now().Add(-time.Hour + 2*time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := soon.Mint(authClaims("alice"), time.Hour)
+	c := h.connect(tok, "")
+	mustOK(t, c.request("auth:refresh", map[string]any{"token": h.nurse("alice")}))
+	time.Sleep(3 * time.Second) // past the old exp: the session must still answer
+	mustOK(t, c.request("presence:query", map[string]any{"userIds": []string{"alice"}}))
+}
+
+func TestShutdownClosesWebSocketsWith1001(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect(h.nurse("alice"), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.waitClosed(); code != native.CloseGoingAway {
+		t.Fatalf("close %d, want 1001", code)
+	}
+}
+
+func TestDeletingABrowserSessionClosesItsSockets(t *testing.T) {
+	h := newHarness(t, nil)
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/v1/sessions", nil)
+	req.Header.Set("Authorization", "Bearer "+h.nurse("alice"))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(res.Cookies()) != 1 {
+		t.Fatalf("POST /api/v1/sessions: %d, cookies %v", res.StatusCode, res.Cookies())
+	}
+	cookie := res.Cookies()[0]
+	c, _, err := h.dialNative(http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitPush("connected", nil)
+
+	req, _ = http.NewRequest(http.MethodDelete, h.srv.URL+"/api/v1/sessions", nil)
+	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE /api/v1/sessions: %d", res.StatusCode)
+	}
+	if code := c.waitClosed(); code != native.CloseUnauthorized {
+		t.Fatalf("close %d, want 4401", code)
+	}
+	_ = domain.CodeInvalid
+}
