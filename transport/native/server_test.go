@@ -162,6 +162,7 @@ func (h *harness) dialStatus(ns string, hdr http.Header) int {
 	}
 	if resp == nil {
 		h.t.Fatalf("dial %s: %v without a response", ns, err)
+		return 0
 	}
 	return resp.StatusCode
 }
