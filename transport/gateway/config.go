@@ -74,6 +74,9 @@ type Config struct {
 	MaxQueueBytes    int
 	// MaxFrameSize bounds a frame or Engine.IO payload (1009 above it).
 	MaxFrameSize int
+	// WriteTimeout bounds one WebSocket write; a client that accepts
+	// nothing for this long is dropped (zero: the transports' defaults).
+	WriteTimeout time.Duration
 	// ExpiryWarning is how long before exp auth:expiring is sent.
 	ExpiryWarning time.Duration
 	// TypingMaxAge is the retention set on typing streams.

@@ -223,5 +223,6 @@ func TestFloodIsRateLimitedThenClosedWith4429(t *testing.T) {
 	}
 }
 
-func authClaims(sub string) auth.Claims { return auth.Claims{Subject: sub, Roles: []domain.Role{domain.RoleNurse}} }
-
+func authClaims(sub string) auth.Claims {
+	return auth.Claims{Subject: sub, Roles: []domain.Role{domain.RoleNurse}}
+}

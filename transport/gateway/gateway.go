@@ -125,7 +125,7 @@ func (g *Gateway) newSocketIO() error {
 	srv, err := socketio.NewServer(socketio.Config{
 		Engine: engineio.Config{
 			PingInterval: g.cfg.PingInterval, PingTimeout: g.cfg.PingTimeout,
-			MaxPayload:       g.cfg.MaxFrameSize,
+			MaxPayload: g.cfg.MaxFrameSize, WriteTimeout: g.cfg.WriteTimeout,
 			MaxQueueMessages: g.cfg.MaxQueueMessages, MaxQueueBytes: g.cfg.MaxQueueBytes,
 			AllowRequest: g.origin.Check,
 		},
@@ -153,6 +153,7 @@ func (g *Gateway) newNative() error {
 		MaxFrameSize:      int64(g.cfg.MaxFrameSize),
 		SendQueueMessages: g.cfg.MaxQueueMessages,
 		SendQueueBytes:    g.cfg.MaxQueueBytes,
+		WriteWait:         g.cfg.WriteTimeout,
 		Now:               g.cfg.Now,
 		Logger:            g.cfg.Logger,
 	})

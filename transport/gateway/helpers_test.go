@@ -44,6 +44,36 @@ type harness struct {
 	srv      *httptest.Server
 	minter   *auth.Minter
 	registry *prometheus.Registry
+	listener *trackingListener
+}
+
+// trackingListener remembers accepted connections so a test can cut them
+// all from the server side.
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// dropAll closes every connection accepted so far, as a network failure
+// would.
+func (l *trackingListener) dropAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		_ = c.Close()
+	}
+	l.conns = nil
 }
 
 func newHarness(t testing.TB, adjust func(*gateway.Config)) *harness {
@@ -88,7 +118,10 @@ func newHarness(t testing.TB, adjust func(*gateway.Config)) *harness {
 		t.Fatal(err)
 	}
 	hook.Store(h.gw)
-	h.srv = httptest.NewServer(h.gw.Handler())
+	h.srv = httptest.NewUnstartedServer(h.gw.Handler())
+	h.listener = &trackingListener{Listener: h.srv.Listener}
+	h.srv.Listener = h.listener
+	h.srv.Start()
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()

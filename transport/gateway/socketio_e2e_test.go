@@ -1,0 +1,128 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/transport/gateway"
+)
+
+// e2eDir holds the Node scripts and their node_modules (socket.io-client).
+var e2eDir = filepath.Join("..", "..", "test", "e2e-node")
+
+// requireNode returns the node binary, or skips (fails under
+// WARDLINE_INTEGRATION=1) when node or the npm packages are missing.
+func requireNode(t *testing.T) string {
+	t.Helper()
+	missing := func(why string) {
+		if os.Getenv("WARDLINE_INTEGRATION") == "1" {
+			t.Fatalf("%s (WARDLINE_INTEGRATION=1 makes this a failure)", why)
+		}
+		t.Skip(why)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node is not installed: the end-to-end test with the real socket.io-client needs it")
+	}
+	if _, err := os.Stat(filepath.Join(e2eDir, "node_modules", "socket.io-client", "package.json")); err != nil {
+		missing("socket.io-client is not installed: run npm install in test/e2e-node")
+	}
+	return node
+}
+
+func TestRealSocketIOClientChatsAndRecoversItsConnectionState(t *testing.T) {
+	node := requireNode(t)
+	for _, mode := range []string{"default", "websocket"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, func(c *gateway.Config) { c.PingInterval, c.PingTimeout = 2*time.Second, 2*time.Second })
+			room := "e2e-" + mode
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "gateway-chat.mjs", h.srv.URL, mode)
+			cmd.Dir = e2eDir
+			cmd.Env = append(os.Environ(),
+				"TOKEN_ALICE="+h.nurse("alice"), "TOKEN_BOB="+h.nurse("bob"),
+				"BAD_TOKEN="+h.nurse("alice")[:20]+"x.y.z", "ROOM="+room)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var result string
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				line := sc.Text()
+				if line != "DROP" {
+					result = line
+					continue
+				}
+				h.listener.dropAll()
+				h.postAsService(t, room, "while you were away")
+				if _, err := io.WriteString(stdin, "DROPPED\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("node: %v\nstderr: %s", err, stderr.String())
+			}
+			var seen struct {
+				BadToken  string `json:"badToken"`
+				Recovered bool   `json:"recovered"`
+				MissedSeq int    `json:"missedSeq"`
+				Transport string `json:"transport"`
+			}
+			if err := json.Unmarshal([]byte(result), &seen); err != nil {
+				t.Fatalf("script output %q: %v", result, err)
+			}
+			if !seen.Recovered || seen.MissedSeq != 2 || seen.BadToken != "unauthorized" || seen.Transport != "websocket" {
+				t.Fatalf("script saw %+v", seen)
+			}
+		})
+	}
+}
+
+// postAsService posts to a room through POST /api/v1/rooms/{id}/messages.
+func (h *harness) postAsService(t *testing.T, room, content string) json.RawMessage {
+	t.Helper()
+	body := strings.NewReader(`{"content":` + string(mustMarshal(t, content)) + `}`)
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/v1/rooms/"+room+"/messages", body)
+	req.Header.Set("Authorization", "Bearer "+h.token("pharmacy", time.Hour, domain.RoleService))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("POST messages: %d %s", res.StatusCode, raw)
+	}
+	return raw
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
