@@ -275,7 +275,7 @@ func (g *Gateway) roomLeave(ctx context.Context, s *session, raw json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	return roomCreateRes{RoomID: req.RoomID}, nil
+	return roomCreateRes(req), nil
 }
 
 type messageSendReq struct {
@@ -489,7 +489,7 @@ func (g *Gateway) typing(start bool) handlerFunc {
 		if err != nil {
 			return nil, err
 		}
-		return roomCreateRes{RoomID: req.RoomID}, nil
+		return roomCreateRes(req), nil
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wardline/wardline/domain"
-	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/eventstore/memstore"
 	"github.com/wardline/wardline/projections"
 	"github.com/wardline/wardline/projections/presence"
@@ -380,14 +379,6 @@ func mustOK(t testing.TB, raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-func parseOffset(t testing.TB, store eventstore.Store, off string) eventstore.Position {
-	t.Helper()
-	p, err := eventstore.ParseOffset(store.Epoch(), off)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // dialNativeUnread authenticates a connection that never reads again: a
 // slow consumer.
