@@ -202,10 +202,24 @@ func (c *Conn) reply(frame []byte) {
 	defer c.mu.Unlock()
 	c.inHandler = false
 	if frame != nil && !c.closed && (c.closeReq == nil || !c.closeReq.abort) && !c.closeSent {
-		c.queue = append(c.queue, frame)
-		c.queued += len(frame)
+		c.enqueueBoundedLocked(frame)
 	}
 	c.kickLocked()
+}
+
+// enqueueBoundedLocked queues a frame the reader owes the client, under
+// the same bound as Send: a client that sends requests but does not read
+// the answers is a slow consumer too, or a flood of bad frames before
+// authentication (which no gateway rate limit sees) would grow the queue
+// without limit.
+func (c *Conn) enqueueBoundedLocked(frame []byte) {
+	if !c.fitsLocked(len(frame)) {
+		if c.closeReq == nil {
+			c.requestCloseLocked(&closeRequest{code: CloseTryAgain, reason: "slow consumer", err: ErrSlowConsumer, abort: true})
+		}
+		return
+	}
+	c.enqueueLocked(frame)
 }
 
 func (c *Conn) requestCloseLocked(req *closeRequest) {
@@ -424,10 +438,7 @@ func (c *Conn) exception(e *Error, event string) {
 	if c.closed || c.closeReq != nil {
 		return
 	}
-	// An exception is owed to the client like a reply, so it is queued
-	// even over the bound; a client that does not read is caught by the
-	// next Send.
-	c.enqueueLocked(EncodeException(e, event))
+	c.enqueueBoundedLocked(EncodeException(e, event))
 }
 
 // answer replies to a request: an ack when it has an id, an exception when

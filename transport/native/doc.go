@@ -22,5 +22,10 @@
 // exists only while a connection has frames queued: it drains the queue back
 // to back and exits, so an idle connection costs one goroutine.
 //
+// Frames before authentication never reach the gateway (so no gateway rate
+// limit sees them): each is answered unauthorized or invalid, bounded by the
+// auth timeout and by the send queue, whose overflow closes with 1013 like
+// any slow consumer.
+//
 // The package subdirectory client holds the Go client for the protocol.
 package native

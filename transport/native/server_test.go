@@ -839,3 +839,59 @@ func TestNewServerRefusesAnIncompleteConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestAClientThatFloodsWithoutReadingIsASlowConsumer(t *testing.T) {
+	h := newHarness(t, func(c *native.Config) {
+		c.SendQueueMessages = 8
+		c.WriteWait = 500 * time.Millisecond
+	})
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(64 << 10)
+		}
+		return c, err
+	}}
+	c, _, err := dialer.Dial(h.url("chat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Bad frames before authentication: each earns an exception that the
+	// client never reads, so the answers must not pile up without bound.
+	frame := []byte(`{"event":1,"pad":"` + strings.Repeat("x", 256) + `"}`)
+	for i := 0; i < 200000; i++ {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+			break // the server gave up on us
+		}
+		select {
+		case got := <-h.closes:
+			if got.info.Code != native.CloseTryAgain || !errors.Is(got.info.Err, native.ErrSlowConsumer) {
+				t.Fatalf("OnClose %+v, want 1013 slow consumer", got.info)
+			}
+			return
+		default:
+		}
+	}
+	if got := h.waitClose(); got.info.Code != native.CloseTryAgain || !errors.Is(got.info.Err, native.ErrSlowConsumer) {
+		t.Fatalf("OnClose %+v, want 1013 slow consumer", got.info)
+	}
+}
+
+func TestAClientCloseIsReportedAsRemote(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.dial("chat", nil)
+	w.authenticate("u1")
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := w.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got := h.waitClose()
+	if got.info.Code != native.CloseNormal || got.info.Reason != "bye" || !got.info.Remote || got.info.Err != nil {
+		t.Fatalf("OnClose %+v", got.info)
+	}
+	if h.srv.Len() != 0 {
+		t.Fatalf("Len() = %d after the close", h.srv.Len())
+	}
+}
