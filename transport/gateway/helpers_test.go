@@ -379,7 +379,6 @@ func mustOK(t testing.TB, raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-
 // dialNativeUnread authenticates a connection that never reads again: a
 // slow consumer.
 func (h *harness) dialNativeUnread(token string) (*websocket.Conn, *http.Response, error) {
