@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/transport/auth"
+)
+
+// tokenTTL outlives any bounded run, so no session ends mid-measurement.
+const tokenTTL = 2 * time.Hour
+
+// target is the server under test: where to connect, how to mint tokens
+// it accepts, and (when known) its pid for CPU and memory figures.
+type target struct {
+	addr   string
+	pid    int // 0 when the server's process is unknown
+	minter *auth.Minter
+	runID  string // prefixes user and room ids, so runs against one server never collide
+	dialer *websocket.Dialer
+}
+
+// token mints a token for user with roles.
+func (t *target) token(user string, roles ...domain.Role) (string, error) {
+	tok, err := t.minter.Mint(auth.Claims{Subject: user, Roles: roles}, tokenTTL)
+	if err != nil {
+		return "", fmt.Errorf("mint token for %s: %w", user, err)
+	}
+	return tok, nil
+}
+
+// connect dials /ws/chat and authenticates with token.
+func (t *target) connect(ctx context.Context, token string) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	c, err := dial(ctx, t.dialer, t.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.authenticate(ctx, token); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// sample reads the server's CPU and memory; ok is false when the server's
+// pid is unknown.
+func (t *target) sample() (s procSample, ok bool, err error) {
+	if t.pid == 0 {
+		return s, false, nil
+	}
+	s, err = readProc(t.pid)
+	return s, err == nil, err
+}
+
+// forEach runs fn(i) for i in [0, n) with at most inflight calls at once
+// and returns the first error; it stops starting new calls after an error
+// or when ctx ends, and returns only when every started call has returned.
+func forEach(ctx context.Context, n, inflight int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, max(inflight, 1))
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		// ctx ended from outside (the parent), not by an error of ours.
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
