@@ -1,6 +1,7 @@
 // Drives Wardline's /chat gateway with the real socket.io-client.
 // Usage: node gateway-chat.mjs <base-url> <default|websocket>
-// Environment: TOKEN_ALICE, TOKEN_BOB (nurses), BAD_TOKEN, ROOM.
+// Environment: TOKEN_ALICE, TOKEN_BOB (nurses), BAD_TOKEN, ROOM, and
+// TOKEN_SHORT (alice, expiring about two seconds after the script starts).
 // The Go test transport/gateway/socketio_e2e_test.go starts the server and
 // runs this script. Protocol on stdio: the script prints "DROP" when it wants
 // the server to cut every connection (a network failure); the test cuts them,
@@ -11,7 +12,7 @@ import { io } from "socket.io-client";
 import readline from "node:readline";
 
 const [base, mode] = process.argv.slice(2);
-const { TOKEN_ALICE, TOKEN_BOB, BAD_TOKEN, ROOM } = process.env;
+const { TOKEN_ALICE, TOKEN_BOB, BAD_TOKEN, ROOM, TOKEN_SHORT } = process.env;
 const url = `${base}/chat`;
 const seen = { mode };
 const timer = setTimeout(() => fail("timed out"), 25000);
@@ -102,6 +103,29 @@ async function main() {
   check(m2.content === "while you were away" && m2.seq === 2 && typeof offset2 === "string", "the missed message is replayed");
   seen.recovered = bob.recovered;
   seen.missedSeq = m2.seq;
+
+  // A resume attempt the server cannot honour starts fresh and says why.
+  const foreign = io(url, { ...options(TOKEN_ALICE), auth: { token: TOKEN_ALICE, pid: alice._pid, offset: "another-epoch.1" } });
+  const notice = once(foreign, "exception");
+  await connected(foreign);
+  const [n] = await notice;
+  check(foreign.recovered === false && n.code === "invalid" && n.event === "resume", "an offset of another epoch is refused with a notice");
+  foreign.close();
+
+  // Automatic logoff at exp: auth:expiring, auth:expired {reason}, then a
+  // server DISCONNECT (the client does not reconnect by itself).
+  const short = io(url, options(TOKEN_SHORT));
+  const expiring = once(short, "auth:expiring");
+  const expired = once(short, "auth:expired");
+  const gone = once(short, "disconnect");
+  await once(short, "connect");
+  const [warn] = await expiring;
+  check(typeof warn.expiresAt === "string", "auth:expiring carries expiresAt");
+  const [why] = await expired;
+  check(why.reason === "token expired", "auth:expired says why");
+  const [reason] = await gone;
+  check(reason === "io server disconnect", "the server disconnects at exp");
+  seen.expiry = reason;
 
   alice.close();
   bob.close();

@@ -217,14 +217,6 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 			notice = err
 		}
 	}
-	if err := g.openSession(ctx, s); err != nil {
-		return err
-	}
-	c.SetValue(s)
-	s.emit("connected", map[string]string{"socketId": c.ID(), "userId": s.userID, "timestamp": formatTime(g.cfg.Now())})
-	if notice != nil {
-		s.emit("exception", resumeNotice(notice))
-	}
 	if !resume {
 		head, err := g.cfg.Store.Head(ctx)
 		if err != nil {
@@ -232,6 +224,14 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 		}
 		from = head
 		c.SetPID(g.pids.sign(s.userID, epoch, head))
+	}
+	if err := g.openSession(ctx, s); err != nil {
+		return err
+	}
+	c.SetValue(s)
+	s.emit("connected", map[string]string{"socketId": c.ID(), "userId": s.userID, "timestamp": formatTime(g.cfg.Now())})
+	if notice != nil {
+		s.emit("exception", resumeNotice(notice))
 	}
 	g.startDelivery(c.Context(), s, from)
 	return nil

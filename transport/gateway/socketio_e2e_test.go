@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/transport/auth"
 	"github.com/wardline/wardline/transport/gateway"
 )
 
@@ -52,7 +53,7 @@ func TestRealSocketIOClientChatsAndRecoversItsConnectionState(t *testing.T) {
 			cmd.Dir = e2eDir
 			cmd.Env = append(os.Environ(),
 				"TOKEN_ALICE="+h.nurse("alice"), "TOKEN_BOB="+h.nurse("bob"),
-				"BAD_TOKEN="+h.nurse("alice")[:20]+"x.y.z", "ROOM="+room)
+				"BAD_TOKEN="+h.nurse("alice")[:20]+"x.y.z", "ROOM="+room, "TOKEN_SHORT="+h.shortToken(t, "alice", 3*time.Second))
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			stdin, err := cmd.StdinPipe()
@@ -89,11 +90,12 @@ func TestRealSocketIOClientChatsAndRecoversItsConnectionState(t *testing.T) {
 				Recovered bool   `json:"recovered"`
 				MissedSeq int    `json:"missedSeq"`
 				Transport string `json:"transport"`
+				Expiry    string `json:"expiry"`
 			}
 			if err := json.Unmarshal([]byte(result), &seen); err != nil {
 				t.Fatalf("script output %q: %v", result, err)
 			}
-			if !seen.Recovered || seen.MissedSeq != 2 || seen.BadToken != "unauthorized" || seen.Transport != "websocket" {
+			if !seen.Recovered || seen.MissedSeq != 2 || seen.BadToken != "unauthorized" || seen.Transport != "websocket" || seen.Expiry != "io server disconnect" {
 				t.Fatalf("script saw %+v", seen)
 			}
 		})
@@ -125,4 +127,19 @@ func mustMarshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// shortToken mints a token for sub that expires in ttl (tokens are minted
+// with whole-hour lifetimes from a clock set back).
+func (h *harness) shortToken(t testing.TB, sub string, ttl time.Duration) string {
+	t.Helper()
+	m, err := auth.NewMinter(auth.MinterConfig{Secret: testSecret, Now: func() time.Time { return time.Now().Add(-time.Hour + ttl) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := m.Mint(authClaims(sub), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
