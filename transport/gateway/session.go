@@ -72,7 +72,7 @@ func (s *session) deliver(p *push) {
 			// Live traffic outran the replay: the client is a slow consumer.
 			s.closed = true
 			s.g.metrics.queueOverflows.WithLabelValues(s.transport).Inc()
-			go s.closeTryAgain()
+			s.g.wg.Go(s.closeTryAgain)
 			return
 		}
 		s.buffer = append(s.buffer, p)
