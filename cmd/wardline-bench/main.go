@@ -124,7 +124,10 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("wardline-bench "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o.register(fs)
-	var scenario func(context.Context, *target) (any, error)
+	var (
+		scenario func(context.Context, *target) (any, error)
+		validate func() error
+	)
 	switch name {
 	case "fanout":
 		var c fanoutConfig
@@ -137,6 +140,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.IntVar(&c.ContentSize, "content-size", 0, "pad message content to this many bytes")
 		fs.IntVar(&c.SetupInflight, "setup-inflight", 64, "connections set up at once")
 		scenario = func(ctx context.Context, t *target) (any, error) { return runFanout(ctx, t, c) }
+		validate = func() error { return c.validate() }
 	case "idle":
 		var c idleConfig
 		fs.IntVar(&c.Conns, "conns", 10000, "idle authenticated connections")
@@ -150,11 +154,13 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			return runIdle(ctx, t, c)
 		}
+		validate = func() error { return c.validate() }
 	case "connect-storm":
 		var c stormConfig
 		fs.IntVar(&c.Conns, "conns", 2000, "connections")
 		fs.IntVar(&c.Inflight, "inflight", 500, "connections being set up at once")
 		scenario = func(ctx context.Context, t *target) (any, error) { return runStorm(ctx, t, c) }
+		validate = func() error { return c.validate() }
 	default:
 		global.Usage()
 		return fmt.Errorf("%w: unknown scenario %q", errUsage, name)
@@ -167,6 +173,10 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	// Refused before a server is built or started.
+	if err := validate(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, o.maxTime)
