@@ -607,12 +607,14 @@ func TestPeerThatStopsAnsweringPingsIsDropped(t *testing.T) {
 
 func TestPingsKeepAHealthyIdleConnectionOpen(t *testing.T) {
 	h := newHarness(t, func(c *native.Config) {
-		c.PingPeriod = 30 * time.Millisecond
-		c.PongWait = 100 * time.Millisecond
+		// Wide enough margins for a loaded 2-core machine, where a pong
+		// can take a few hundred milliseconds.
+		c.PingPeriod = 100 * time.Millisecond
+		c.PongWait = time.Second
 	})
 	w := h.dial("chat", nil)
 	w.authenticate("u1")
-	pings := make(chan struct{}, 100)
+	pings := make(chan struct{}, 1000)
 	w.c.SetPingHandler(func(s string) error {
 		pings <- struct{}{}
 		return w.c.WriteControl(websocket.PongMessage, []byte(s), time.Now().Add(time.Second))
@@ -629,8 +631,8 @@ func TestPingsKeepAHealthyIdleConnectionOpen(t *testing.T) {
 			frames <- f
 		}
 	}()
-	// Eight pings span more than two pong waits of data silence.
-	for i := 0; i < 8; i++ {
+	// 25 pings span more than two pong waits of data silence.
+	for i := 0; i < 25; i++ {
 		select {
 		case <-pings:
 		case got := <-h.closes:
