@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/wardline/wardline/transport/native"
 )
 
 // errGatewayNotMounted is returned when /ws/chat answers 404: the server
@@ -75,10 +73,10 @@ func dial(ctx context.Context, d *websocket.Dialer, addr string) (*conn, error) 
 
 // next reads the next text frame into the connection's buffer and decodes
 // its envelope. The returned frame aliases the buffer until the next call.
-func (c *conn) next() (native.Frame, error) {
+func (c *conn) next() (frame, error) {
 	typ, r, err := c.ws.NextReader()
 	if err != nil {
-		return native.Frame{}, err
+		return frame{}, err
 	}
 	c.buf = c.buf[:0]
 	for {
@@ -91,17 +89,13 @@ func (c *conn) next() (native.Frame, error) {
 			break
 		}
 		if err != nil {
-			return native.Frame{}, err
+			return frame{}, err
 		}
 	}
 	if typ != websocket.TextMessage {
-		return native.Frame{}, fmt.Errorf("%w: binary frame", errDecode)
+		return frame{}, fmt.Errorf("%w: binary frame", errDecode)
 	}
-	f, err := native.DecodeFrame(c.buf)
-	if err != nil {
-		return f, fmt.Errorf("%w: %w", errDecode, err)
-	}
-	return f, nil
+	return parseFrame(c.buf)
 }
 
 // appendRequest writes a request frame; data must be a JSON object.
@@ -137,10 +131,10 @@ func (c *conn) request(ctx context.Context, id int64, event string, data any) (a
 		if err != nil {
 			return ackResult{}, fmt.Errorf("%s: read: %w", event, err)
 		}
-		if f.Event == "exception" && !f.HasID {
+		if string(f.Event) == "exception" && !f.HasID {
 			return ackResult{}, fmt.Errorf("%s: %w: exception %s", event, errRefused, f.Data)
 		}
-		if !f.HasID || f.ID != id || f.Event != "" {
+		if !f.HasID || f.ID != id || len(f.Event) != 0 {
 			continue
 		}
 		a, err := parseAck(f.Data)

@@ -173,3 +173,60 @@ func BenchmarkParseDelivery(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+func TestParseFrame(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		wantID    int64
+		wantHasID bool
+		wantEvent string
+		wantData  string
+		wantErr   bool
+	}{
+		{"a reply carries its id and data", `{"id":7,"data":{"success":true}}`, 7, true, "", `{"success":true}`, false},
+		{"a push carries its event, data and offset", `{"event":"message:new","data":{"seq":1},"offset":"e.5"}`, 0, false, "message:new", `{"seq":1}`, false},
+		{"a null id means no id", `{"id":null,"event":"x"}`, 0, false, "x", "", false},
+		{"a fractional id is refused", `{"id":1.5}`, 0, false, "", "", true},
+		{"a non-string event is refused", `{"event":3}`, 0, false, "", "", true},
+		{"a frame that is not an object is refused", `"hello"`, 0, false, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseFrame([]byte(tt.in))
+			if tt.wantErr {
+				if !errors.Is(err, errDecode) {
+					t.Fatalf("err = %v, want errDecode", err)
+				}
+				return
+			}
+			if err != nil || f.ID != tt.wantID || f.HasID != tt.wantHasID || string(f.Event) != tt.wantEvent || string(f.Data) != tt.wantData {
+				t.Fatalf("parseFrame = %+v (event %q data %s), %v", f, f.Event, f.Data, err)
+			}
+		})
+	}
+}
+
+// Whatever frame the server sends, the envelope decoder must not panic,
+// and it must agree with encoding/json on the id of a valid frame.
+func FuzzParseFrame(f *testing.F) {
+	f.Add([]byte(`{"id":7,"data":{"success":true,"seq":1}}`))
+	f.Add([]byte(`{"event":"message:new","data":{"messageId":"m","seq":1,"content":"wlb 1 2"},"offset":"e.1"}`))
+	f.Add([]byte(`{"id":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := parseFrame(b)
+		var ref struct {
+			ID *int64 `json:"id"`
+		}
+		if err != nil || strings.ContainsRune(string(b), '\\') || json.Unmarshal(b, &ref) != nil {
+			return
+		}
+		var keys map[string]json.RawMessage
+		if json.Unmarshal(b, &keys) != nil || keys["id"] == nil || len(keys) == 0 {
+			return
+		}
+		if _, exact := keys["id"]; exact && (ref.ID == nil) == fr.HasID {
+			t.Fatalf("%q: HasID %v, encoding/json id %v", b, fr.HasID, ref.ID)
+		}
+	})
+}

@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,6 +84,7 @@ type options struct {
 	serverArgs listFlag
 	json       bool
 	maxTime    time.Duration
+	cpuProfile string
 }
 
 // listFlag is a repeatable string flag.
@@ -101,6 +103,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(&o.serverArgs, "server-arg", "extra argument for the started server's serve command (repeatable)")
 	fs.BoolVar(&o.json, "json", o.json, "print the result as JSON")
 	fs.DurationVar(&o.maxTime, "max-time", o.maxTime, "hard bound on the whole run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", o.cpuProfile, "write the tool's own CPU profile of the scenario to this file")
 }
 
 // execute runs the command line args; main and the end-to-end test call it.
@@ -203,7 +206,14 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		c.close()
 	}
+	stopProfile, err := startProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
 	res, err := scenario(ctx, tgt)
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}
@@ -268,6 +278,29 @@ func (o *options) target(ctx context.Context, stderr io.Writer) (*target, func()
 	}
 	t.addr, t.pid = c.addr, c.pid()
 	return t, func() error { return errors.Join(c.stop(), removeTmp()) }, nil
+}
+
+// startProfile starts profiling the tool's CPU into path (nothing when
+// path is empty); the returned function stops and flushes it.
+func startProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // report prints res as JSON or as a human-readable summary.
