@@ -89,8 +89,8 @@ type room struct {
 	acked seqSet         // room seqs acknowledged; owned by the publisher's reader
 	// nSent, nAcked and nFailed feed the end-of-run progress check.
 	nSent, nAcked, nFailed atomic.Uint64
-	failures map[string]uint64 // ack error codes; owned by the publisher's reader
-	members  []*member
+	failures               map[string]uint64 // ack error codes; owned by the publisher's reader
+	members                []*member
 }
 
 // member is one member connection and its accounting.
