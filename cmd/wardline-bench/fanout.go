@@ -26,6 +26,9 @@ type fanoutConfig struct {
 	ContentSize int
 	// SetupInflight bounds concurrent connection setups.
 	SetupInflight int
+	// ServerProfile, when set, is where a CPU profile of the server over
+	// the measured window is written (the server must serve /debug/pprof/).
+	ServerProfile string
 }
 
 func (c fanoutConfig) validate() error {
@@ -70,6 +73,8 @@ type fanoutResult struct {
 	Server           *serverFigures `json:"server,omitempty"`
 	ClientCPUms      float64        `json:"clientCpuMs"`
 	Disconnects      uint64         `json:"unexpectedDisconnects"`
+	// ServerProfile says where the server's CPU profile went, or why there is none.
+	ServerProfile string `json:"serverProfile,omitempty"`
 }
 
 // serverFigures are the server's costs over the measured window.
@@ -196,6 +201,12 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 	res := &fanoutResult{Scenario: "fanout", Rooms: cfg.Rooms, Members: cfg.Members, Rate: cfg.Rate,
 		Warmup: cfg.Warmup.String(), Duration: cfg.Duration.String(), Planned: total * uint64(cfg.Rooms)}
 	s0, d0, err := r.sampleAt(ctx, start.Add(cfg.Warmup))
+	profDone := make(chan error, 1)
+	if cfg.ServerProfile != "" && err == nil {
+		go func() { profDone <- tgt.serverProfile(ctx, cfg.Duration, cfg.ServerProfile) }()
+	} else {
+		profDone <- nil
+	}
 	if err == nil {
 		var s1 procSample
 		var d1 uint64
@@ -207,6 +218,11 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 		}
 	}
 	pubs.Wait()
+	if perr := <-profDone; perr != nil {
+		res.ServerProfile = "none: " + perr.Error()
+	} else if cfg.ServerProfile != "" {
+		res.ServerProfile = cfg.ServerProfile
+	}
 	if err != nil {
 		return nil, err
 	}

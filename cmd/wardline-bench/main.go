@@ -142,6 +142,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.DurationVar(&c.Grace, "grace", 5*time.Second, "wait after the last send for outstanding deliveries")
 		fs.IntVar(&c.ContentSize, "content-size", 0, "pad message content to this many bytes")
 		fs.IntVar(&c.SetupInflight, "setup-inflight", 64, "connections set up at once")
+		fs.StringVar(&c.ServerProfile, "server-profile", "", "write the server's CPU profile over the window here (needs /debug/pprof/ on the server)")
 		scenario = func(ctx context.Context, t *target) (any, error) { return runFanout(ctx, t, c) }
 		validate = func() error { return c.validate() }
 	case "idle":

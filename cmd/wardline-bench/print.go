@@ -46,6 +46,9 @@ func printFanout(w io.Writer, r *fanoutResult) error {
 	s.line("loss %d, duplicates %d, reordered %d, undecoded %d, unexpected disconnects %d", r.Lost, r.Duplicates, r.Reordered, r.Undecoded, r.Disconnects)
 	printServer(s, r.Server)
 	s.line("tool CPU:    %.0f ms", r.ClientCPUms)
+	if r.ServerProfile != "" {
+		s.line("server profile: %s", r.ServerProfile)
+	}
 	return s.err
 }
 

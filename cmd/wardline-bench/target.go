@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -94,4 +98,42 @@ func forEach(ctx context.Context, n, inflight int, fn func(ctx context.Context, 
 		firstErr = ctx.Err()
 	}
 	return firstErr
+}
+
+// errNoServerPprof is returned when the server does not serve /debug/pprof/.
+var errNoServerPprof = errors.New("server exposes no /debug/pprof/profile")
+
+// serverProfile fetches a CPU profile of the server over the next d from
+// its /debug/pprof/profile endpoint into path.
+func (t *target) serverProfile(ctx context.Context, d time.Duration, path string) error {
+	secs := max(int(d/time.Second), 1)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.addr, secs), nil)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode == http.StatusNotFound {
+		return errNoServerPprof
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server profile: HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("server profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	return nil
 }
