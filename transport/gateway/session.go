@@ -218,7 +218,11 @@ func (s *session) expire(exp time.Time) {
 	switch s.transport {
 	case transportSocketIO:
 		_ = s.sio.Emit("auth:expired", map[string]string{"reason": "token expired"})
-		_ = s.sio.Disconnect()
+		if err := s.sio.Disconnect(); err != nil && s.sio.Reason() == nil {
+			// Not accepted yet (a token inside the leeway expires during
+			// the connect handler): end the transport instead.
+			s.sio.Socket().Close(&engineio.CloseError{Code: native.CloseUnauthorized, Text: "token expired"})
+		}
 	case transportNative:
 		s.nat.Close(native.CloseUnauthorized, "token expired")
 	}
