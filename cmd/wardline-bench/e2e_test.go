@@ -84,6 +84,14 @@ func TestScenariosAgainstTheRealServer(t *testing.T) {
 		}
 	})
 
+	t.Run("several publishers per room share its rate without loss or reordering", func(t *testing.T) {
+		var r fanoutResult
+		runJSON(t, srv, &r, "fanout", "--rooms", "1", "--members", "2", "--publishers", "3", "--rate", "30", "--warmup", "0s", "--duration", "1s", "--grace", "10s")
+		if r.Planned != 30 || r.Sent != 30 || r.Acked != 30 || r.Expected != 60 || r.Received != 60 || r.Lost != 0 || r.Duplicates != 0 || r.Reordered != 0 {
+			t.Fatalf("fanout %+v", r)
+		}
+	})
+
 	t.Run("idle connections all authenticate and stay up", func(t *testing.T) {
 		var r idleResult
 		runJSON(t, srv, &r, "idle", "--conns", "20", "--hold", "200ms", "--settle", "0s", "--inflight", "5")

@@ -24,6 +24,10 @@ type fanoutConfig struct {
 	Grace time.Duration
 	// ContentSize pads each message's content to at least this many bytes.
 	ContentSize int
+	// Publishers per room (each its own user and connection) share the
+	// room's rate: one publisher cannot exceed the server's per-connection
+	// rate limit (100 events/s by default).
+	Publishers int
 	// SetupInflight bounds concurrent connection setups.
 	SetupInflight int
 	// ServerProfile, when set, is where a CPU profile of the server over
@@ -33,8 +37,8 @@ type fanoutConfig struct {
 
 func (c fanoutConfig) validate() error {
 	switch {
-	case c.Rooms < 1 || c.Members < 1 || c.Rate < 1:
-		return fmt.Errorf("fanout: --rooms, --members and --rate must be at least 1")
+	case c.Rooms < 1 || c.Members < 1 || c.Rate < 1 || c.Publishers < 1 || c.SetupInflight < 1:
+		return fmt.Errorf("fanout: --rooms, --members, --rate, --publishers and --setup-inflight must be at least 1")
 	case c.Duration <= 0 || c.Warmup < 0 || c.Grace < 0:
 		return fmt.Errorf("fanout: --duration must be positive, --warmup and --grace not negative")
 	case c.Rate > 100000:
@@ -51,6 +55,7 @@ type fanoutResult struct {
 	Rooms       int               `json:"rooms"`
 	Members     int               `json:"members"`
 	Rate        int               `json:"ratePerRoom"`
+	Publishers  int               `json:"publishersPerRoom"`
 	Warmup      string            `json:"warmup"`
 	Duration    string            `json:"duration"`
 	Planned     uint64            `json:"plannedSends"`
@@ -86,16 +91,25 @@ type serverFigures struct {
 	PeakRSSKiB           uint64  `json:"peakRssKiB"`
 }
 
-// room is one room's publisher and the ground truth its members are checked against.
+// room is one room's publishers, members, and send times.
 type room struct {
-	id    string
-	pub   *conn
-	sent  []atomic.Int64 // send time per publisher sequence (index = request id - firstSendID)
-	acked seqSet         // room seqs acknowledged; owned by the publisher's reader
+	id   string
+	pubs []*publisher
+	// sent holds the send time of the room's message n (request id
+	// firstSendID+n); each n is written by exactly one publisher.
+	sent    []atomic.Int64
+	members []*member
+}
+
+// publisher is one publishing connection and the ground truth of what it
+// got acknowledged.
+type publisher struct {
+	c     *conn
+	index int    // which of the room's messages it sends (see publish)
+	acked seqSet // room seqs acknowledged; owned by the publisher's reader
 	// nSent, nAcked and nFailed feed the end-of-run progress check.
 	nSent, nAcked, nFailed atomic.Uint64
 	failures               map[string]uint64 // ack error codes; owned by the publisher's reader
-	members                []*member
 }
 
 // member is one member connection and its accounting.
@@ -148,8 +162,10 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 	closeAll := sync.OnceFunc(func() {
 		r.closing.Store(true)
 		for _, rm := range r.rooms {
-			if rm.pub != nil {
-				rm.pub.close()
+			for _, p := range rm.pubs {
+				if p.c != nil {
+					p.c.close()
+				}
 			}
 			for _, m := range rm.members {
 				m.c.close()
@@ -160,18 +176,20 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 	defer closeAll()
 
 	for i := range cfg.Rooms {
-		r.rooms = append(r.rooms, &room{
-			id:       fmt.Sprintf("bench-%s-r%d", tgt.runID, i),
-			sent:     make([]atomic.Int64, total+1),
-			failures: map[string]uint64{},
-		})
+		rm := &room{id: fmt.Sprintf("bench-%s-r%d", tgt.runID, i), sent: make([]atomic.Int64, total+1)}
+		for k := range cfg.Publishers {
+			rm.pubs = append(rm.pubs, &publisher{index: k, failures: map[string]uint64{}})
+		}
+		r.rooms = append(r.rooms, rm)
 	}
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
 	for _, rm := range r.rooms {
-		readers.Add(1 + len(rm.members))
-		go func() { defer readers.Done(); r.readPublisher(rm) }()
+		readers.Add(len(rm.pubs) + len(rm.members))
+		for _, p := range rm.pubs {
+			go func() { defer readers.Done(); r.readPublisher(rm, p) }()
+		}
 		for _, m := range rm.members {
 			go func() { defer readers.Done(); r.readMember(m) }()
 		}
@@ -186,19 +204,21 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 	r.windowTo.Store(int64(start.Add(cfg.Warmup + cfg.Duration).Sub(r.base)))
 	var pubErr atomic.Pointer[error]
 	for i, rm := range r.rooms {
-		// Publishers are staggered over one interval so the rooms' sends
-		// do not all land on the server in the same instant.
+		// Rooms are staggered over one interval so their sends do not all
+		// land on the server in the same instant.
 		offset := time.Second / time.Duration(cfg.Rate) * time.Duration(i) / time.Duration(len(r.rooms))
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
-			if err := r.publish(pubCtx, rm, total, start.Add(offset), start.Add(cfg.Warmup+cfg.Duration+publishOverrun)); err != nil {
-				pubErr.CompareAndSwap(nil, &err)
-			}
-		}()
+		for _, p := range rm.pubs {
+			pubs.Add(1)
+			go func() {
+				defer pubs.Done()
+				if err := r.publish(pubCtx, rm, p, total, start.Add(offset), start.Add(cfg.Warmup+cfg.Duration+publishOverrun)); err != nil {
+					pubErr.CompareAndSwap(nil, &err)
+				}
+			}()
+		}
 	}
 
-	res := &fanoutResult{Scenario: "fanout", Rooms: cfg.Rooms, Members: cfg.Members, Rate: cfg.Rate,
+	res := &fanoutResult{Scenario: "fanout", Rooms: cfg.Rooms, Members: cfg.Members, Rate: cfg.Rate, Publishers: cfg.Publishers,
 		Warmup: cfg.Warmup.String(), Duration: cfg.Duration.String(), Planned: total * uint64(cfg.Rooms)}
 	s0, d0, err := r.sampleAt(ctx, start.Add(cfg.Warmup))
 	profDone := make(chan error, 1)
@@ -237,7 +257,7 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 	return res, nil
 }
 
-// planned is the number of messages one publisher sends.
+// planned is the number of messages sent to one room.
 func planned(cfg fanoutConfig) uint64 {
 	return uint64(float64(cfg.Rate) * (cfg.Warmup + cfg.Duration).Seconds())
 }
@@ -245,19 +265,23 @@ func planned(cfg fanoutConfig) uint64 {
 // setup connects the publishers (who create the rooms) and then the members
 // (who join them).
 func (r *fanoutRun) setup(ctx context.Context) error {
-	err := forEach(ctx, len(r.rooms), r.cfg.SetupInflight, func(ctx context.Context, i int) error {
-		rm := r.rooms[i]
-		tok, err := r.tgt.token(rm.id+"-pub", domain.RoleStaff)
-		if err != nil {
-			return err
+	// The first publisher creates the room; any others join it.
+	err := forEach(ctx, len(r.rooms)*r.cfg.Publishers, r.cfg.SetupInflight, func(ctx context.Context, i int) error {
+		rm, k := r.rooms[i/r.cfg.Publishers], i%r.cfg.Publishers
+		if k > 0 {
+			return nil
 		}
-		c, err := r.tgt.connect(ctx, tok)
-		if err != nil {
-			return fmt.Errorf("publisher of %s: %w", rm.id, err)
-		}
-		rm.pub = c
-		_, err = c.request(ctx, 2, "room:create", map[string]any{"roomId": rm.id, "name": rm.id, "private": false})
+		return r.connectPublisher(ctx, rm, rm.pubs[0], "room:create", map[string]any{"roomId": rm.id, "name": rm.id, "private": false})
+	})
+	if err != nil {
 		return err
+	}
+	err = forEach(ctx, len(r.rooms)*r.cfg.Publishers, r.cfg.SetupInflight, func(ctx context.Context, i int) error {
+		rm, k := r.rooms[i/r.cfg.Publishers], i%r.cfg.Publishers
+		if k == 0 {
+			return nil
+		}
+		return r.connectPublisher(ctx, rm, rm.pubs[k], "room:join", map[string]any{"roomId": rm.id})
 	})
 	if err != nil {
 		return err
@@ -282,20 +306,38 @@ func (r *fanoutRun) setup(ctx context.Context) error {
 	})
 }
 
-// publish sends message:send number n at start+(n-1)/rate until total
-// messages were sent. The schedule is fixed in advance (open loop): a
+// connectPublisher connects publisher p of rm and makes it a member with
+// its first request (room:create or room:join).
+func (r *fanoutRun) connectPublisher(ctx context.Context, rm *room, p *publisher, event string, data any) error {
+	tok, err := r.tgt.token(fmt.Sprintf("%s-pub%d", rm.id, p.index), domain.RoleStaff)
+	if err != nil {
+		return err
+	}
+	c, err := r.tgt.connect(ctx, tok)
+	if err != nil {
+		return fmt.Errorf("publisher of %s: %w", rm.id, err)
+	}
+	p.c = c
+	_, err = c.request(ctx, 2, event, data)
+	return err
+}
+
+// publish sends the room's message:send number n at start+(n-1)/rate
+// until total messages were sent; with several publishers per room,
+// publisher k sends the n with (n-1) % publishers == k, so together they
+// keep the room's even pacing. The schedule is fixed in advance (open loop): a
 // publisher held up by a slow write sends the overdue messages at once
 // rather than silently lowering the rate; deadline (the planned end plus a
 // margin) bounds a publisher that cannot keep up at all, and the report
 // shows sent against planned.
-func (r *fanoutRun) publish(ctx context.Context, rm *room, total uint64, start, deadline time.Time) error {
+func (r *fanoutRun) publish(ctx context.Context, rm *room, p *publisher, total uint64, start, deadline time.Time) error {
 	interval := time.Second / time.Duration(r.cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
 	var frame, content []byte
 	data := make([]byte, 0, 256)
-	for n := uint64(1); n <= total; n++ {
+	for n := uint64(p.index) + 1; n <= total; n += uint64(len(rm.pubs)) {
 		due := start.Add(time.Duration(n-1) * interval)
 		if now := time.Now(); now.After(deadline) {
 			return nil
@@ -320,20 +362,20 @@ func (r *fanoutRun) publish(ctx context.Context, rm *room, total uint64, start, 
 		data = append(data, `"}`...)
 		frame = appendRequest(frame[:0], int64(firstSendID+n), "message:send", data)
 		rm.sent[n].Store(sentAt)
-		_ = rm.pub.ws.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := rm.pub.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		_ = p.c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+		if err := p.c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 			return fmt.Errorf("publisher of %s: write: %w", rm.id, err)
 		}
-		rm.nSent.Add(1)
+		p.nSent.Add(1)
 		r.sentTotal.Add(1)
 	}
 	return nil
 }
 
 // readPublisher records the publisher's acks until its socket closes.
-func (r *fanoutRun) readPublisher(rm *room) {
+func (r *fanoutRun) readPublisher(rm *room, p *publisher) {
 	for {
-		f, err := rm.pub.next()
+		f, err := p.c.next()
 		if err != nil {
 			if !errors.Is(err, errDecode) {
 				if !r.closing.Load() {
@@ -356,16 +398,16 @@ func (r *fanoutRun) readPublisher(rm *room) {
 			if n < uint64(len(rm.sent)) {
 				r.ackLat.Record(time.Duration(r.since() - rm.sent[n].Load()))
 			}
-			if !rm.acked.add(a.Seq) {
-				rm.nAcked.Add(1)
+			if !p.acked.add(a.Seq) {
+				p.nAcked.Add(1)
 			}
 		default:
 			code := a.Code
 			if code == "" {
 				code = "unknown"
 			}
-			rm.failures[code]++
-			rm.nFailed.Add(1)
+			p.failures[code]++
+			p.nFailed.Add(1)
 			r.ackFailTotal.Add(1)
 		}
 	}
@@ -433,9 +475,11 @@ func (r *fanoutRun) awaitDeliveries(ctx context.Context) {
 		var want uint64
 		answered := true
 		for _, rm := range r.rooms {
-			acked := rm.nAcked.Load()
-			answered = answered && acked+rm.nFailed.Load() >= rm.nSent.Load()
-			want += acked * uint64(len(rm.members))
+			for _, p := range rm.pubs {
+				acked := p.nAcked.Load()
+				answered = answered && acked+p.nFailed.Load() >= p.nSent.Load()
+				want += acked * uint64(len(rm.members))
+			}
 		}
 		if answered && r.delivered.Load() >= want {
 			return
@@ -460,17 +504,21 @@ func (r *fanoutRun) account(res *fanoutResult) {
 	res.Latency = r.lat.Summary()
 	res.AckLatency = r.ackLat.Summary()
 	for _, rm := range r.rooms {
-		acked := uint64(rm.acked.len())
+		var ackedSet seqSet
+		for _, p := range rm.pubs {
+			ackedSet.union(&p.acked)
+			for code, n := range p.failures {
+				if res.AckFailures == nil {
+					res.AckFailures = map[string]uint64{}
+				}
+				res.AckFailures[code] += n
+			}
+		}
+		acked := uint64(ackedSet.len())
 		res.Acked += acked
 		res.Expected += acked * uint64(len(rm.members))
-		for code, n := range rm.failures {
-			if res.AckFailures == nil {
-				res.AckFailures = map[string]uint64{}
-			}
-			res.AckFailures[code] += n
-		}
 		for _, m := range rm.members {
-			res.Lost += uint64(m.t.seen.missing(&rm.acked))
+			res.Lost += uint64(m.t.seen.missing(&ackedSet))
 			res.Duplicates += m.t.duplicates
 			res.Reordered += m.t.reordered
 		}

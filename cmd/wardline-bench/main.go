@@ -136,7 +136,8 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		var c fanoutConfig
 		fs.IntVar(&c.Rooms, "rooms", 10, "rooms")
 		fs.IntVar(&c.Members, "members", 100, "member connections per room (each its own user)")
-		fs.IntVar(&c.Rate, "rate", 100, "messages per second per room (one publisher per room)")
+		fs.IntVar(&c.Rate, "rate", 100, "messages per second per room")
+		fs.IntVar(&c.Publishers, "publishers", 1, "publisher connections per room sharing its rate (the server limits each connection, 100 events/s by default)")
 		fs.DurationVar(&c.Duration, "duration", 20*time.Second, "measured window")
 		fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "publishing before the measured window")
 		fs.DurationVar(&c.Grace, "grace", 5*time.Second, "wait after the last send for outstanding deliveries")
@@ -151,13 +152,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.DurationVar(&c.Hold, "hold", 10*time.Second, "how long to hold them before measuring")
 		fs.IntVar(&c.Inflight, "inflight", 200, "connections set up at once")
 		fs.DurationVar(&c.Settle, "settle", 2*time.Second, "wait before the baseline RSS sample")
-		transport := fs.String("transport", "native", "only native: Socket.IO idle connections are not implemented")
-		scenario = func(ctx context.Context, t *target) (any, error) {
-			if *transport != "native" {
-				return nil, fmt.Errorf("%w: --transport %q: only native is implemented", errUsage, *transport)
-			}
-			return runIdle(ctx, t, c)
-		}
+		scenario = func(ctx context.Context, t *target) (any, error) { return runIdle(ctx, t, c) }
 		validate = func() error { return c.validate() }
 	case "connect-storm":
 		var c stormConfig

@@ -38,7 +38,7 @@ func printServer(s *summaryWriter, f *serverFigures) {
 
 func printFanout(w io.Writer, r *fanoutResult) error {
 	s := &summaryWriter{w: w}
-	s.line("fanout: %d rooms x %d members, %d msgs/s per room, warmup %s, window %s", r.Rooms, r.Members, r.Rate, r.Warmup, r.Duration)
+	s.line("fanout: %d rooms x %d members, %d msgs/s per room from %d publisher(s), warmup %s, window %s", r.Rooms, r.Members, r.Rate, r.Publishers, r.Warmup, r.Duration)
 	s.line("sent:        %d of %d planned, %d acked, %d ack failures%s", r.Sent, r.Planned, r.Acked, r.AckFailed, codes(r.AckFailures))
 	s.line("deliveries:  %.0f /s in the window (%d), %d received of %d expected", r.DeliveriesPerSec, r.WindowDeliveries, r.Received, r.Expected)
 	s.line("latency:     %s", latencyLine(r.Latency))

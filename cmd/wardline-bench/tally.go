@@ -33,6 +33,16 @@ func (s *seqSet) len() int {
 	return n
 }
 
+// union adds every member of o to s.
+func (s *seqSet) union(o *seqSet) {
+	if len(o.words) > len(s.words) {
+		s.words = append(s.words, make([]uint64, len(o.words)-len(s.words))...)
+	}
+	for i, w := range o.words {
+		s.words[i] |= w
+	}
+}
+
 // missing counts the members of want that s lacks.
 func (s *seqSet) missing(want *seqSet) int {
 	n := 0

@@ -56,3 +56,15 @@ func TestSeqSetReportsMembership(t *testing.T) {
 		t.Fatalf("set %v", s.words)
 	}
 }
+
+func TestSeqSetUnionHoldsBothSets(t *testing.T) {
+	var a, b seqSet
+	a.add(1)
+	a.add(3)
+	b.add(3)
+	b.add(500)
+	a.union(&b)
+	if a.len() != 3 || !a.has(1) || !a.has(3) || !a.has(500) {
+		t.Fatalf("union has %d members", a.len())
+	}
+}
