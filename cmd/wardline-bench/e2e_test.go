@@ -70,7 +70,7 @@ func TestScenariosAgainstTheRealServer(t *testing.T) {
 	t.Run("a small fan-out delivers every message once, in order, to every member", func(t *testing.T) {
 		var r fanoutResult
 		runJSON(t, srv, &r, "fanout", "--rooms", "2", "--members", "3", "--rate", "20", "--warmup", "0s", "--duration", "1s", "--grace", "10s")
-		if r.Planned != 40 || r.Sent != r.Planned || r.Acked != r.Sent || r.AckFailed != 0 {
+		if r.Planned != 40 || r.Sent != r.Planned || r.Acked != r.Sent || r.AckFailed != 0 || r.Unanswered != 0 {
 			t.Fatalf("planned %d sent %d acked %d failed %d (%v)", r.Planned, r.Sent, r.Acked, r.AckFailed, r.AckFailures)
 		}
 		if r.Expected != r.Acked*3 || r.Received != r.Expected || r.Lost != 0 || r.Duplicates != 0 || r.Reordered != 0 || r.Undecoded != 0 || r.Disconnects != 0 {

@@ -63,7 +63,10 @@ type fanoutResult struct {
 	Acked       uint64            `json:"acked"`
 	AckFailed   uint64            `json:"ackFailed"`
 	AckFailures map[string]uint64 `json:"ackFailures,omitempty"`
+	// Unanswered sends got no ack by the end of the grace period.
+	Unanswered uint64 `json:"unanswered"`
 	// Expected is acked messages × members: what the members must receive.
+	// Lost counts those not received by the end of the grace period.
 	Expected   uint64 `json:"expectedDeliveries"`
 	Received   uint64 `json:"receivedDeliveries"`
 	Lost       uint64 `json:"lost"`
@@ -77,6 +80,7 @@ type fanoutResult struct {
 	AckLatency       latencySummary `json:"ackLatency"`
 	Server           *serverFigures `json:"server,omitempty"`
 	ClientCPUms      float64        `json:"clientCpuMs"`
+	ClientPeakRSSKiB uint64         `json:"clientPeakRssKiB"`
 	Disconnects      uint64         `json:"unexpectedDisconnects"`
 	// ServerProfile says where the server's CPU profile went, or why there is none.
 	ServerProfile string `json:"serverProfile,omitempty"`
@@ -251,6 +255,7 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 	}
 	r.awaitDeliveries(ctx)
 	res.ClientCPUms = ms(selfCPU() - clientCPU0)
+	res.ClientPeakRSSKiB = selfPeakRSS()
 
 	closeAll()
 	r.account(res)
@@ -498,6 +503,7 @@ func (r *fanoutRun) awaitDeliveries(ctx context.Context) {
 func (r *fanoutRun) account(res *fanoutResult) {
 	res.Sent = r.sentTotal.Load()
 	res.AckFailed = r.ackFailTotal.Load()
+	defer func() { res.Unanswered = res.Sent - min(res.Sent, res.Acked+res.AckFailed) }()
 	res.Received = r.received.Load()
 	res.Undecoded = r.undecoded.Load()
 	res.Disconnects = r.disconnects.Load()

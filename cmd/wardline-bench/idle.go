@@ -40,6 +40,8 @@ type idleResult struct {
 	PeakRSS     uint64  `json:"peakRssKiB,omitempty"`
 	KiBPerConn  float64 `json:"kibPerConn,omitempty"`
 	ServerCPUms float64 `json:"serverCpuMsDuringHold,omitempty"`
+	// ClientPeakRSSKiB is the tool's own peak memory, for judging its footprint.
+	ClientPeakRSSKiB uint64 `json:"clientPeakRssKiB"`
 }
 
 // runIdle opens the connections, holds them, and measures the server's
@@ -120,6 +122,7 @@ func runIdle(ctx context.Context, tgt *target, cfg idleConfig) (*idleResult, err
 		return nil, err
 	}
 	res.Disconnects = drops.Load()
+	res.ClientPeakRSSKiB = selfPeakRSS()
 	if haveProc {
 		res.RSSBefore, res.RSSAfter, res.PeakRSS = before.RSSKiB, after.RSSKiB, after.HWMKiB
 		res.KiBPerConn = (float64(after.RSSKiB) - float64(before.RSSKiB)) / float64(res.Connected)

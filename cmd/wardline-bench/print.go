@@ -39,13 +39,13 @@ func printServer(s *summaryWriter, f *serverFigures) {
 func printFanout(w io.Writer, r *fanoutResult) error {
 	s := &summaryWriter{w: w}
 	s.line("fanout: %d rooms x %d members, %d msgs/s per room from %d publisher(s), warmup %s, window %s", r.Rooms, r.Members, r.Rate, r.Publishers, r.Warmup, r.Duration)
-	s.line("sent:        %d of %d planned, %d acked, %d ack failures%s", r.Sent, r.Planned, r.Acked, r.AckFailed, codes(r.AckFailures))
+	s.line("sent:        %d of %d planned, %d acked, %d ack failures%s, %d unanswered", r.Sent, r.Planned, r.Acked, r.AckFailed, codes(r.AckFailures), r.Unanswered)
 	s.line("deliveries:  %.0f /s in the window (%d), %d received of %d expected", r.DeliveriesPerSec, r.WindowDeliveries, r.Received, r.Expected)
 	s.line("latency:     %s", latencyLine(r.Latency))
 	s.line("ack latency: %s", latencyLine(r.AckLatency))
-	s.line("loss %d, duplicates %d, reordered %d, undecoded %d, unexpected disconnects %d", r.Lost, r.Duplicates, r.Reordered, r.Undecoded, r.Disconnects)
+	s.line("loss (not received within grace) %d, duplicates %d, reordered %d, undecoded %d, unexpected disconnects %d", r.Lost, r.Duplicates, r.Reordered, r.Undecoded, r.Disconnects)
 	printServer(s, r.Server)
-	s.line("tool CPU:    %.0f ms", r.ClientCPUms)
+	s.line("tool:        %.0f ms CPU, peak RSS %.1f MiB", r.ClientCPUms, float64(r.ClientPeakRSSKiB)/1024)
 	if r.ServerProfile != "" {
 		s.line("server profile: %s", r.ServerProfile)
 	}
@@ -73,6 +73,7 @@ func printIdle(w io.Writer, r *idleResult) error {
 	s.line("server RSS:  %.1f MiB before, %.1f MiB after (peak %.1f MiB)", float64(r.RSSBefore)/1024, float64(r.RSSAfter)/1024, float64(r.PeakRSS)/1024)
 	s.line("per conn:    %.2f KiB", r.KiBPerConn)
 	s.line("server CPU while idle: %.0f ms", r.ServerCPUms)
+	s.line("tool peak RSS: %.1f MiB", float64(r.ClientPeakRSSKiB)/1024)
 	return s.err
 }
 

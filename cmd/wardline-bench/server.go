@@ -219,3 +219,12 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// selfPeakRSS is the tool's own peak RSS in KiB (0 if unreadable).
+func selfPeakRSS() uint64 {
+	s, err := readProc(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	return s.HWMKiB
+}
