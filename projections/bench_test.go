@@ -110,22 +110,45 @@ func buildLog(b *testing.B, store eventstore.Store, n int) eventstore.Position {
 	return head
 }
 
+// benchLog opens a bolt store holding the benchmark log. The log is built in
+// a temporary directory, or, when WARDLINE_BENCH_LOG_DIR names a directory,
+// built there once and reused by later runs (for profiling sessions).
+func benchLog(b *testing.B) (eventstore.Store, eventstore.Position) {
+	n := benchEvents(b)
+	dir := os.Getenv("WARDLINE_BENCH_LOG_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		dir = filepath.Join(dir, strconv.Itoa(n))
+	}
+	store, err := bolt.Open(context.Background(), dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = store.Close() })
+	head, err := store.Head(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if head >= eventstore.Position(n) {
+		b.Logf("reusing the log of %d events in %s", head, dir)
+		return store, head
+	}
+	if head > 0 {
+		b.Fatalf("%s holds a partial log (%d events); remove it", dir, head)
+	}
+	start := time.Now()
+	head = buildLog(b, store, n)
+	b.Logf("built a log of %d events in %v", head, time.Since(start).Round(time.Millisecond))
+	return store, head
+}
+
 // BenchmarkRebuildRooms measures `projections rebuild rooms` on the
 // embedded store: read the whole log, decode the room events, fold them,
 // save the snapshot. The log is built once; each iteration rebuilds from
 // zero. Compare the sub-benchmarks in one run: the machine is shared.
 func BenchmarkRebuildRooms(b *testing.B) {
-	n := benchEvents(b)
-	dir := b.TempDir()
-	store, err := bolt.Open(context.Background(), filepath.Join(dir, "events"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	start := time.Now()
-	head := buildLog(b, store, n)
-	b.Logf("built a log of %d events in %v", head, time.Since(start).Round(time.Millisecond))
-
+	store, head := benchLog(b)
 	for _, mode := range []struct {
 		name   string
 		noFast bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -146,69 +147,126 @@ func (d *decoded) forSlot(bit uint64, from eventstore.Position) ([]Applied, *Fai
 	return out, stop
 }
 
-// readAhead calls fn with successive pages of the log after from, reading
-// the next page on another goroutine while fn works on the current one (on
-// two cores that overlaps the store's read with decoding and folding). It
-// returns nil after a short page (the head) or, when until is not 0, once
-// it has passed until (pages are cut there); otherwise fn's error, the
-// store's, or ctx's. The reading goroutine has ended when it returns.
-func readAhead(ctx context.Context, store eventstore.Store, from, until eventstore.Position, pageSize int, fn func(page []eventstore.RecordedEvent) error) error {
-	type result struct {
-		page []eventstore.RecordedEvent
-		last bool
-		err  error
-	}
+// pipeline reads the log after from in pages and decodes them on several
+// goroutines while the caller applies earlier pages in order: on two cores
+// this overlaps the store's reads and the decoding (the bulk of the CPU)
+// with folding. It stops after a short page (the head) or, when until is
+// not 0, once it has passed until (pages are cut there).
+type pipeline struct {
+	store    eventstore.Store
+	from     eventstore.Position
+	until    eventstore.Position
+	pageSize int
+	// decode fills d from page; it runs on several goroutines at once.
+	decode func(d *decoded, page []eventstore.RecordedEvent)
+	// reuse lets a decoded buffer be used again once apply has returned.
+	reuse bool
+}
+
+type pageJob struct {
+	page    []eventstore.RecordedEvent
+	d       *decoded
+	last    bool
+	err     error
+	decoded chan struct{} // closed once d is filled
+}
+
+// run calls apply with each page and its decoded events, in log order. It
+// returns nil after the last page, else apply's error, the store's or
+// ctx's. Every goroutine it starts has ended when it returns.
+func (p *pipeline) run(ctx context.Context, apply func(d *decoded, page []eventstore.RecordedEvent) error) error {
+	workers := min(max(runtime.GOMAXPROCS(0), 1), 4)
 	ctx, cancel := context.WithCancel(ctx)
-	pages := make(chan result, 2)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
+	work := make(chan *pageJob, workers)
+	ordered := make(chan *pageJob, workers+1) // bounds the pages in flight
+	free := make(chan *decoded, workers+2)
+	for range workers {
+		wg.Go(func() {
+			for job := range work {
+				p.decode(job.d, job.page)
+				close(job.decoded)
+			}
+		})
+	}
 	wg.Go(func() {
-		defer close(pages)
-		pos := from
+		defer close(ordered)
+		defer close(work)
+		pos := p.from
 		for {
-			page, err := store.ReadAll(ctx, pos, pageSize)
-			var res result
+			job := &pageJob{decoded: make(chan struct{})}
+			page, err := p.store.ReadAll(ctx, pos, p.pageSize)
 			if err != nil {
-				res = result{err: fmt.Errorf("read log after %d: %w", pos, err), last: true}
+				job.err, job.last = fmt.Errorf("read log after %d: %w", pos, err), true
+				close(job.decoded)
 			} else {
-				res = result{page: page, last: len(page) < pageSize}
-				if until > 0 {
-					n := len(page)
-					for n > 0 && page[n-1].Position > until {
-						n--
-					}
-					res.page = page[:n]
-					res.last = res.last || n < len(page) || n > 0 && page[n-1].Position >= until
+				job.page, job.last = p.cut(page)
+				if len(job.page) > 0 {
+					pos = job.page[len(job.page)-1].Position
 				}
-				if len(res.page) > 0 {
-					pos = res.page[len(res.page)-1].Position
+				select {
+				case job.d = <-free:
+				default:
+					job.d = &decoded{}
 				}
 			}
 			select {
-			case pages <- res:
+			case ordered <- job:
 			case <-ctx.Done():
 				return
 			}
-			if res.last {
+			if job.err == nil {
+				select {
+				case work <- job:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if job.last {
 				return
 			}
 		}
 	})
-	for res := range pages {
-		if res.err != nil {
-			return res.err
+	for job := range ordered {
+		select {
+		case <-job.decoded:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if len(res.page) > 0 {
-			if err := fn(res.page); err != nil {
+		if job.err != nil {
+			return job.err
+		}
+		if len(job.page) > 0 {
+			if err := apply(job.d, job.page); err != nil {
 				return err
 			}
 		}
-		if res.last {
+		if p.reuse {
+			select {
+			case free <- job.d:
+			default:
+			}
+		}
+		if job.last {
 			return nil
 		}
 	}
 	return ctx.Err()
+}
+
+// cut trims a page to p.until and tells whether it is the last one.
+func (p *pipeline) cut(page []eventstore.RecordedEvent) ([]eventstore.RecordedEvent, bool) {
+	last := len(page) < p.pageSize
+	if p.until == 0 {
+		return page, last
+	}
+	n := len(page)
+	for n > 0 && page[n-1].Position > p.until {
+		n--
+	}
+	return page[:n], last || n < len(page) || n > 0 && page[n-1].Position >= p.until
 }

@@ -14,13 +14,26 @@ import (
 
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/eventstore/bolt"
 	"github.com/wardline/wardline/eventstore/memstore"
 	"github.com/wardline/wardline/projections"
 )
 
-// newStore returns an empty store, closed when the test ends.
+// newStore returns an empty in-memory store, closed when the test ends.
 func newStore(tb testing.TB) eventstore.Store {
 	s := memstore.New()
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// newBoltStore returns an empty embedded store (the default backend),
+// closed when the test ends.
+func newBoltStore(tb testing.TB) eventstore.Store {
+	tb.Helper()
+	s, err := bolt.Open(context.Background(), filepath.Join(tb.TempDir(), "events"))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() { _ = s.Close() })
 	return s
 }

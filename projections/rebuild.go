@@ -164,9 +164,14 @@ func (r *Runner) newFilling(p Projection, progress ProgressFunc) *filling {
 // run applies the log after f.pos until the head (a short page) or, when
 // until is not 0, up to until.
 func (f *filling) run(ctx context.Context, until eventstore.Position) error {
-	var d decoded // reused page after page: Apply does not keep its batch
-	return readAhead(ctx, f.r.cfg.Store, f.pos, until, f.r.cfg.PageSize, func(page []eventstore.RecordedEvent) error {
-		f.r.decodeBatch(&d, page, f.masks, f.allMask, false)
+	p := pipeline{
+		store: f.r.cfg.Store, from: f.pos, until: until, pageSize: f.r.cfg.PageSize,
+		reuse: true, // Apply does not keep its batch
+		decode: func(d *decoded, page []eventstore.RecordedEvent) {
+			f.r.decodeBatch(d, page, f.masks, f.allMask, false)
+		},
+	}
+	return p.run(ctx, func(d *decoded, page []eventstore.RecordedEvent) error {
 		sub, stop := d.forSlot(1, max(f.pos, f.p.Position()))
 		if err := f.r.applyWithRetry(ctx, f.p, sub); err != nil {
 			if ctx.Err() != nil {

@@ -401,8 +401,16 @@ func (r *Runner) run(ctx context.Context) error {
 	// is faster than the store's subscription for a long catch-up (after a
 	// downtime or a version bump); then the subscription takes over.
 	if head > from {
-		err := readAhead(ctx, r.cfg.Store, from, head, r.cfg.PageSize, func(page []eventstore.RecordedEvent) error {
-			return r.handle(ctx, page)
+		hook := r.cfg.OnApplied != nil
+		p := pipeline{
+			store: r.cfg.Store, from: from, until: head, pageSize: r.cfg.PageSize,
+			reuse: !hook, // OnApplied may keep a batch
+			decode: func(d *decoded, page []eventstore.RecordedEvent) {
+				r.decodeBatch(d, page, r.masks, r.allMask, hook)
+			},
+		}
+		err := p.run(ctx, func(d *decoded, page []eventstore.RecordedEvent) error {
+			return r.dispatch(ctx, d, page[len(page)-1].Position, uint64(len(page)))
 		})
 		if ctx.Err() != nil {
 			return nil
@@ -452,13 +460,17 @@ func (r *Runner) handle(ctx context.Context, events []eventstore.RecordedEvent) 
 	if len(events) == 0 {
 		return nil
 	}
+	b := &decoded{} // fresh each time: OnApplied may keep it
+	r.decodeBatch(b, events, r.masks, r.allMask, r.cfg.OnApplied != nil)
+	return r.dispatch(ctx, b, events[len(events)-1].Position, uint64(len(events)))
+}
+
+// dispatch applies a decoded batch, whose raw events end at last and number
+// n, to every projection that is not parked, then publishes the new
+// checkpoints, calls OnApplied and saves snapshots when due.
+func (r *Runner) dispatch(ctx context.Context, b *decoded, last eventstore.Position, n uint64) error {
 	r.dispatchMu.Lock()
 	defer r.dispatchMu.Unlock()
-
-	// A fresh batch each time: OnApplied may keep it.
-	b := &decoded{}
-	r.decodeBatch(b, events, r.masks, r.allMask, r.cfg.OnApplied != nil)
-	last := events[len(events)-1].Position
 	for _, s := range r.slots {
 		r.mu.Lock()
 		skip, from := s.failure != nil, s.checkpoint
@@ -482,7 +494,7 @@ func (r *Runner) handle(ctx context.Context, events []eventstore.RecordedEvent) 
 			r.park(s, nil, stop)
 			continue
 		}
-		r.advance(s, last, uint64(len(events)))
+		r.advance(s, last, n)
 	}
 
 	r.mu.Lock()
@@ -493,7 +505,7 @@ func (r *Runner) handle(ctx context.Context, events []eventstore.RecordedEvent) 
 	if r.cfg.OnApplied != nil {
 		r.callOnApplied(ctx, b.events)
 	}
-	r.sinceSave += uint64(len(events))
+	r.sinceSave += n
 	if r.sinceSave >= r.cfg.SnapshotEvery || r.cfg.Now().Sub(r.lastSave) >= r.cfg.SnapshotInterval {
 		if err := r.persistLocked(); err != nil {
 			r.cfg.Logger.Error("projections: save snapshots", "err", err)

@@ -35,7 +35,7 @@ func snapshotOf(tb testing.TB, p projections.Projection) []byte {
 // while running, a restart from the persisted checkpoint, events appended
 // while no runner ran), a rebuild from zero gives the same bytes.
 func TestLiveWithRestartMatchesRebuildByteForByte(t *testing.T) {
-	store := newStore(t)
+	store := newBoltStore(t)
 	g := newGenerator(1)
 	path := dbPath(t)
 	cfg := projections.Config{Store: store, Path: path, SnapshotEvery: 700}
@@ -251,7 +251,7 @@ func TestAParkedProjectionResumesAfterARestart(t *testing.T) {
 }
 
 func TestRebuildSwitchesAtomicallyWhileLiveGoesOn(t *testing.T) {
-	store := newStore(t)
+	store := newBoltStore(t)
 	g := newGenerator(5)
 	head := appendAll(t, store, g.commands(t, 3000))
 	model := rooms.New()
@@ -587,5 +587,131 @@ func TestASecondProcessCannotOpenTheProjectionsDB(t *testing.T) {
 	_, err := projections.RebuildOffline(context.Background(), projections.Config{Store: store, Path: path}, rooms.New(), nil)
 	if !errors.Is(err, projections.ErrLocked) {
 		t.Fatalf("got %v, want ErrLocked", err)
+	}
+}
+
+// gatedCounter is a counter whose rebuilt instances (New) stop at a
+// position until told to go on, so a test can let the live log move past a
+// rebuild.
+type gatedCounter struct {
+	*counter
+	gate *gate // nil: this instance does not stop
+	next *gate // the gate New gives the rebuilt instance
+}
+
+type gate struct {
+	at               eventstore.Position
+	reached, proceed chan struct{}
+}
+
+func (g *gatedCounter) Apply(ctx context.Context, batch []projections.Applied) error {
+	if g.gate != nil && len(batch) > 0 && batch[len(batch)-1].Position >= g.gate.at {
+		close(g.gate.reached)
+		<-g.gate.proceed
+		g.gate = nil
+	}
+	return g.counter.Apply(ctx, batch)
+}
+
+func (g *gatedCounter) New() projections.Projection {
+	return &gatedCounter{counter: g.counter.New().(*counter), gate: g.next}
+}
+
+func (g *gatedCounter) Adopt(other projections.Projection) error {
+	return g.counter.Adopt(other.(*gatedCounter).counter)
+}
+
+func TestRebuildCatchesUpWithWhatLiveAppliedMeanwhileBeforeSwitching(t *testing.T) {
+	store := newStore(t)
+	head := appendAll(t, store, newGenerator(15).commands(t, 300))
+	g := &gate{at: head, reached: make(chan struct{}), proceed: make(chan struct{})}
+	live := &gatedCounter{counter: newCounter("count"), next: g}
+	r := mustRunner(t, projections.Config{Store: store, Path: dbPath(t), PageSize: 64}, live)
+	started(t, r)
+	waitFor(t, r, head)
+
+	done := make(chan error, 1)
+	go func() { done <- r.Rebuild(context.Background(), "count", nil) }()
+	<-g.reached
+	// The rebuild has read up to the old head; the live runner goes on.
+	more := appendAll(t, store, newGenerator(16).commands(t, 200))
+	waitFor(t, r, more)
+	close(g.proceed)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := live.count(); got != uint64(more) {
+		t.Fatalf("after the switch the model holds %d events, want %d", got, more)
+	}
+	last := appendAll(t, store, newGenerator(17).commands(t, 50))
+	waitFor(t, r, last)
+	if got := live.count(); got != uint64(last) {
+		t.Fatalf("after the switch the live runner applied up to %d events, want %d", got, last)
+	}
+}
+
+func TestAnUndecodableEventParksOnlyTheProjectionsThatFoldItsType(t *testing.T) {
+	store := newStore(t)
+	head := appendAll(t, store, newGenerator(18).commands(t, 200))
+	ctx := context.Background()
+	bad, err := store.Append(ctx, "room-broken", eventstore.AnyVersion, []eventstore.EventData{
+		{ID: "bad-1", Type: "MessagePosted", SchemaVersion: 2, Data: []byte(`{"seq":"not a number"}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, "other-broken", eventstore.AnyVersion, []eventstore.EventData{
+		{ID: "bad-2", Type: "NobodyFoldsThis", SchemaVersion: 1, Data: []byte(`{}`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	head = appendAll(t, store, newGenerator(19).commands(t, 100))
+
+	var hooked atomic.Int64
+	model, pres := rooms.New(), presence.New()
+	r := mustRunner(t, projections.Config{Store: store, Path: dbPath(t), OnApplied: func(_ context.Context, b []projections.Applied) {
+		hooked.Add(int64(len(b)))
+	}}, model, pres)
+	started(t, r)
+	waitFor(t, r, head, presence.Name)
+	err = r.WaitFor(ctx, head, rooms.Name)
+	var fe *projections.FailedError
+	if !errors.As(err, &fe) || fe.Position != bad.LastPosition() || !strings.Contains(fe.Error(), "decode MessagePosted event bad-1") {
+		t.Fatalf("rooms: %v, want parked at the undecodable event %d", err, bad.LastPosition())
+	}
+	if st := statusOf(t, r, rooms.Name); st.Checkpoint >= bad.LastPosition() || st.State != projections.StateFailed {
+		t.Fatalf("rooms went past the event it could not decode: %+v", st)
+	}
+	// OnApplied sees every event but the two that would not decode.
+	eventually(t, "OnApplied saw the log", func() bool { return hooked.Load() == int64(head)-2 })
+}
+
+func TestRebuildRefusesAnUnknownNameASecondRebuildAndAClosedRunner(t *testing.T) {
+	store := newStore(t)
+	head := appendAll(t, store, newGenerator(20).commands(t, 100))
+	g := &gate{at: head, reached: make(chan struct{}), proceed: make(chan struct{})}
+	r := mustRunner(t, projections.Config{Store: store, Path: dbPath(t)}, &gatedCounter{counter: newCounter("count"), next: g})
+	ctx := context.Background()
+	if err := r.Rebuild(ctx, "nope", nil); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Fatalf("an unknown name: %v", err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- r.Rebuild(ctx, "count", nil) }()
+	<-g.reached
+	if err := r.Rebuild(ctx, "count", nil); !errors.Is(err, projections.ErrRebuildInProgress) {
+		t.Fatalf("a second rebuild: %v", err)
+	}
+	if st := statusOf(t, r, "count"); st.State != projections.StateRebuilding || st.Rebuild == nil {
+		t.Fatalf("status during a rebuild: %+v", st)
+	}
+	close(g.proceed)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Rebuild(ctx, "count", nil); !errors.Is(err, projections.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
 	}
 }

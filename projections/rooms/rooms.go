@@ -432,7 +432,7 @@ func (m *Model) MarshalSnapshot() ([]byte, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	b := make([]byte, 0, m.sizeHint.Load()+m.sizeHint.Load()/8+4096)
+	b := make([]byte, 0, m.st.sizeEstimate(m.sizeHint.Load()))
 	b = append(b, `{"format":`...)
 	b = jsonenc.Int(b, snapshotFormat)
 	b = append(b, `,"position":`...)
@@ -448,6 +448,24 @@ func (m *Model) MarshalSnapshot() ([]byte, error) {
 	b = append(b, "]}"...)
 	m.sizeHint.Store(int64(len(b)))
 	return b, nil
+}
+
+// sizeEstimate guesses the snapshot's size, so that it is written into one
+// allocation: from the last snapshot's size if there was one, else from the
+// contents.
+func (st *state) sizeEstimate(last int64) int {
+	if last > 0 {
+		return int(last + last/8 + 4096)
+	}
+	n := 4096
+	for _, r := range st.rooms {
+		n += 256 + len(r.info.Name) + 96*len(r.members)
+		for i := range r.msgs {
+			msg := &r.msgs[i]
+			n += 192 + len(msg.MessageID) + len(msg.SenderID) + len(msg.ClientMsgID) + len(msg.Content)*9/8
+		}
+	}
+	return n
 }
 
 // appendSnapshot appends r as json.Marshal writes a snapRoom; users is

@@ -149,7 +149,11 @@ func (s *scanner) rawString() (inner []byte, start int, plain, ok bool) {
 	plain = true
 	ascii := true
 	for j := start; j < len(s.b); j++ {
-		switch c := s.b[j]; {
+		c := s.b[j]
+		if plainASCII[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			s.i = j + 1
 			inner = s.b[start:j]
@@ -179,13 +183,23 @@ func (s *scanner) rawString() (inner []byte, start int, plain, ok bool) {
 				return nil, 0, false, false
 			}
 		case c < 0x20:
-			return nil, 0, false, false
-		case c >= utf8.RuneSelf:
+			return nil, 0, false, false // invalid JSON: leave the error to the full decoder
+		default: // c >= utf8.RuneSelf
 			ascii = false
 		}
 	}
 	return nil, 0, false, false
 }
+
+// plainASCII marks the bytes a string can hold with no further thought:
+// printable ASCII other than the quote and the backslash. A table lookup
+// keeps the scanning loop tight (it is the decoder's hottest loop).
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
