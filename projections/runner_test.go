@@ -3,6 +3,7 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -449,6 +450,9 @@ func TestStatusReportsCatchUpLiveAndRebuildInPlace(t *testing.T) {
 	if st.State != projections.StateLive || st.Lag != 0 || st.Checkpoint != head || st.Head != head {
 		t.Fatalf("caught up: %+v", st)
 	}
+	if b, _ := json.Marshal(st); !strings.Contains(string(b), `"state":"live"`) {
+		t.Fatalf("status JSON: %s", b)
+	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -504,6 +508,9 @@ func TestRunEndsCleanlyWhenItsContextIsCancelled(t *testing.T) {
 	waitFor(t, r, head)
 	if err := r.Run(context.Background()); !errors.Is(err, projections.ErrRunning) {
 		t.Fatalf("a second Run: %v", err)
+	}
+	if r.Projection(rooms.Name) == nil || r.Projection("nope") != nil {
+		t.Fatal("Projection does not find the registered projections by name")
 	}
 	cancel()
 	if err := <-done; err != nil {
