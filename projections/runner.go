@@ -161,8 +161,10 @@ type Status struct {
 	Head       eventstore.Position `json:"head"`
 	Lag        uint64              `json:"lag"`
 	State      State               `json:"state"`
-	// Err is the *FailedError that parked the projection, if it is parked.
-	Err error `json:"-"`
+	// Err is the *FailedError that parked the projection, if it is parked;
+	// Error is its text ("failed at position P: cause") for JSON output.
+	Err   error  `json:"-"`
+	Error string `json:"error,omitempty"`
 	// Rate is the events per second the projection went through recently.
 	Rate float64 `json:"eventsPerSecond"`
 	// Rebuild is the progress of a rebuild beside the live state, if any.
@@ -699,7 +701,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 			st.Lag = uint64(head - s.checkpoint)
 		}
 		if s.failure != nil {
-			st.Err = s.failure
+			st.Err, st.Error = s.failure, s.failure.Error()
 		}
 		switch {
 		case s.rebuild != nil:

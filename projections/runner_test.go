@@ -203,8 +203,8 @@ func TestFailingProjectionIsRetriedThenParkedWhileOthersGoOn(t *testing.T) {
 				if st.Checkpoint != failAt-1 || flaky.count() != failAt-1 {
 					t.Fatalf("parked at checkpoint %d with %d events, want everything before %d", st.Checkpoint, flaky.count(), failAt)
 				}
-				if st.Err == nil || !strings.Contains(st.Err.Error(), "failed at position 120: "+tc.wantInErr) {
-					t.Fatalf("status error %v", st.Err)
+				if st.Err == nil || !strings.HasPrefix(st.Error, "failed at position 120: "+tc.wantInErr) {
+					t.Fatalf("status error %q", st.Error)
 				}
 			} else if err != nil || flaky.count() != uint64(head) {
 				t.Fatalf("WaitFor = %v with %d of %d events", err, flaky.count(), head)
