@@ -141,13 +141,33 @@ func (g *Gateway) closeAuthSession(sessionID string) {
 	if sessionID == "" {
 		return
 	}
+	g.revokedMu.Lock()
+	now := g.cfg.Now()
+	for id, at := range g.revokedAt {
+		if now.Sub(at) > auth.DefaultSessionTTL {
+			delete(g.revokedAt, id) // every cookie of it has expired
+		}
+	}
+	g.revokedAt[sessionID] = now
+	g.revokedMu.Unlock()
 	for _, s := range g.hub.sessions(func(s *session) bool { return s.currentClaims().SessionID == sessionID }) {
 		s.end(native.CloseUnauthorized, errorPayload{Code: domain.CodeUnauthorized, Message: "session ended"}, "")
 	}
 }
 
-// resumePoint decides where delivery starts: ok with the position to
-// replay after, or a notice why the client starts fresh.
+// revoked reports whether the browser session sessionID was ended here.
+func (g *Gateway) revoked(sessionID string) bool {
+	if sessionID == "" {
+		return false
+	}
+	g.revokedMu.Lock()
+	defer g.revokedMu.Unlock()
+	_, ok := g.revokedAt[sessionID]
+	return ok
+}
+
+// resumeNotice tells a client why its resume attempt was refused and it
+// starts fresh.
 func resumeNotice(err error) exceptionPayload {
 	msg := "cannot resume: the offset is malformed; starting fresh"
 	switch {
@@ -233,7 +253,10 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 	if notice != nil {
 		s.emit("exception", resumeNotice(notice))
 	}
-	g.startDelivery(c.Context(), s, from)
+	if !g.startDelivery(c.Context(), s, from) {
+		g.endSession(s, "revoked")
+		return &socketio.ConnectError{Message: "session ended", Data: map[string]string{"code": string(domain.CodeUnauthorized)}}
+	}
 	return nil
 }
 
@@ -357,7 +380,9 @@ func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset stri
 			from = pos
 		}
 	}
-	g.startDelivery(c.Context(), s, from)
+	if !g.startDelivery(c.Context(), s, from) {
+		s.end(native.CloseUnauthorized, errorPayload{Code: domain.CodeUnauthorized, Message: "session ended"}, "")
+	}
 }
 
 func (g *Gateway) nativeEvent(ctx context.Context, c *native.Conn, event string, data json.RawMessage) (any, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/wardline/wardline/projections"
 	"github.com/wardline/wardline/transport/auth"
@@ -45,6 +46,12 @@ type Gateway struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// revokedAt remembers browser sessions ended here (DELETE
+	// /api/v1/sessions), so a socket of one that was still connecting is
+	// closed too; entries go after auth.DefaultSessionTTL.
+	revokedMu sync.Mutex
+	revokedAt map[string]time.Time
 }
 
 // New builds a Gateway from cfg.
@@ -63,7 +70,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, svc: newService(&cfg), metrics: m, pids: newPIDSigner(cfg.Secret), origin: origin,
-		hub: newHub(cfg.Rooms, cfg.Store.Epoch(), m, cfg.Now),
+		hub: newHub(cfg.Rooms, cfg.Store.Epoch(), m, cfg.Now), revokedAt: map[string]time.Time{},
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.table = g.handlers()

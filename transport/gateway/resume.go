@@ -85,11 +85,19 @@ func (p pidSigner) verify(pid, user, epoch string) (eventstore.Position, error) 
 // buffer is flushed and s goes live. A fresh session passes the log's head
 // as read before the client was told it is connected, so nothing the client
 // could expect is missed; a resuming one passes its offset.
-func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore.Position) {
+//
+// It returns false, starting nothing, when the browser session s was
+// authenticated with has been ended (DELETE /api/v1/sessions) meanwhile:
+// the check follows the registration, and closeAuthSession records the
+// revocation before it looks for sessions, so one of the two sees the other.
+func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore.Position) bool {
 	s.mu.Lock()
 	s.after, s.replaying = from, true
 	s.mu.Unlock()
 	live := g.hub.register(s)
+	if g.revoked(s.currentClaims().SessionID) {
+		return false
+	}
 	g.wg.Go(func() {
 		if err := g.replay(ctx, s, from, live); err != nil && ctx.Err() == nil {
 			g.cfg.Logger.Warn("gateway: replay failed; closing so the client resumes again", "session", s.id, "err", err)
@@ -98,6 +106,7 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore
 		}
 		s.finishReplay()
 	})
+	return true
 }
 
 // replay sends what s may see of the log in (from, live].
