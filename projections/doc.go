@@ -69,7 +69,7 @@
 //
 // Watermill's Router delivers one message at a time, through a subscriber
 // goroutine and an ack per message. Measured here (BenchmarkWatermillRouter:
-// GoChannel, Recoverer, a handler that does nothing) it moves 80,000 to
+// GoChannel, Recoverer, a handler that does nothing) it moves 60,000 to
 // 130,000 messages per second on this 2-core machine, about 40 allocations
 // each: below the rebuild target (300,000 events/s) before any decoding or
 // folding, and its []byte payloads would force re-encoding decoded events.
