@@ -117,6 +117,9 @@ func (s *Store) retry(stream string, expected eventstore.ExpectedVersion, curren
 		return eventstore.AppendResult{}, false, nil
 	}
 	wrong := &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: current}
+	if stored != len(events) {
+		return eventstore.AppendResult{}, true, wrong
+	}
 	first := s.log[s.ids[events[0].ID]-1]
 	if stored != len(events) || first.Stream != stream {
 		if first.Stream != stream && stored == len(events) {

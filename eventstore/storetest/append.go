@@ -362,6 +362,16 @@ func testIdempotentPartial(t *testing.T, s eventstore.Store) {
 	if got := versions(mustReadStream(t, s, stream, 0, eventstore.Forward, 100)); !equalVersions(got, span(1, 2)) {
 		t.Errorf("stream versions after the refused retry = %v, want 1..2", got)
 	}
+	// The same, with the stored event second: a backend must not assume the
+	// first event decides whether this is a retry.
+	mixed = []eventstore.EventData{newEvents(1)[0], events[1]}
+	_, err = s.Append(testContext(t), stream, eventstore.Exact(2), mixed)
+	if err == nil {
+		t.Errorf("appending a new event with an already stored one succeeded")
+	}
+	if got := versions(mustReadStream(t, s, stream, 0, eventstore.Forward, 100)); !equalVersions(got, span(1, 2)) {
+		t.Errorf("stream versions after the refused mixed append = %v, want 1..2", got)
+	}
 }
 
 func testIdempotentOtherPlace(t *testing.T, s eventstore.Store) {
