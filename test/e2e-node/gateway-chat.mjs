@@ -86,6 +86,8 @@ async function main() {
 
   const invalid = await alice.timeout(5000).emitWithAck("room:join", { roomId: "no such room" });
   check(invalid.success === false && invalid.error.code === "invalid", "invalid room id is answered invalid");
+  const unknown = await alice.timeout(5000).emitWithAck("room:destroy", { roomId: ROOM });
+  check(unknown.success === false && unknown.error.code === "invalid", "an unknown event is answered invalid");
   const exception = once(alice, "exception");
   alice.emit("room:join", { roomId: "nowhere" });
   const [exc] = await exception;
