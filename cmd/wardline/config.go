@@ -25,6 +25,7 @@ type Config struct {
 	JWKSURL          string
 	JWTIssuer        string
 	JWTAudience      string
+	SessionSecret    string
 	AllowedOrigins   string
 	AllowQueryToken  bool
 	TLSCert          string
@@ -38,6 +39,16 @@ type Config struct {
 // usingDevSecret reports whether no JWT key material was configured.
 func (c Config) usingDevSecret() bool {
 	return c.JWTSecret == DevJWTSecret && c.JWTPublicKey == "" && c.JWKSURL == ""
+}
+
+// verifierSecret is the HMAC secret tokens are verified with. The public dev
+// secret is never accepted once real keys are configured: otherwise anyone
+// could mint tokens for a server that its operator believes checks RS256.
+func (c Config) verifierSecret() []byte {
+	if c.JWTSecret == DevJWTSecret && (c.JWTPublicKey != "" || c.JWKSURL != "") {
+		return nil
+	}
+	return []byte(c.JWTSecret)
 }
 
 // env is the environment the command reads; injected so tests need not touch os.
@@ -98,6 +109,7 @@ func parseServe(args []string, getenv env, stderr io.Writer) (Config, error) {
 	stringVar(fs, getenv, &c.Addr, "addr", "WARDLINE_ADDR", "127.0.0.1:8080", "listen address")
 	storeFlags(fs, getenv, &c)
 	jwtFlags(fs, getenv, &c)
+	stringVar(fs, getenv, &c.SessionSecret, "session-secret", "WARDLINE_SESSION_SECRET", "", "key for session cookies and Socket.IO resume ids, shared by every node (default: the JWT secret)")
 	stringVar(fs, getenv, &c.AllowedOrigins, "allowed-origins", "WARDLINE_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed besides the server's own")
 	stringVar(fs, getenv, &c.TLSCert, "tls-cert", "WARDLINE_TLS_CERT", "", "TLS certificate file (PEM)")
 	stringVar(fs, getenv, &c.TLSKey, "tls-key", "WARDLINE_TLS_KEY", "", "TLS key file (PEM)")

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/projections"
+	"github.com/wardline/wardline/transport/auth"
+	"github.com/wardline/wardline/transport/gateway"
 )
 
 // server is one running wardline node: the store, the projections that
@@ -28,6 +32,8 @@ type server struct {
 	store    eventstore.Store
 	runner   *projections.Runner
 	registry *prometheus.Registry
+	verifier *auth.Verifier
+	gateway  *gateway.Gateway
 	ln       net.Listener
 	http     *http.Server
 
@@ -80,7 +86,28 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *server, er
 	}
 	s.registry.MustRegister(&projectionCollector{runner: s.runner})
 
+	s.verifier, err = newVerifier(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := sessionSecret(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.gateway, err = newGateway(ctx, gatewayDeps{
+		Store: s.store, Runner: s.runner, Rooms: r, Presence: p, Verifier: s.verifier,
+		Secret: secret, AllowedOrigins: cfg.AllowedOrigins, AllowQueryToken: cfg.AllowQueryToken,
+		NodeID: cfg.NodeID, Registry: s.registry, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.onApplied = s.gateway.OnApplied
+	s.mu.Unlock()
+
 	mux := http.NewServeMux()
+	mux.Handle("/", s.gateway.Handler())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
@@ -149,6 +176,11 @@ func (s *server) Run(ctx context.Context) error {
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// The gateway first: http.Server.Shutdown does not wait for hijacked
+	// WebSocket connections, and session ends must reach the store.
+	if err := s.gateway.Shutdown(sctx); err != nil {
+		s.log.Warn("gateway shutdown", "err", err)
+	}
 	if err := s.http.Shutdown(sctx); err != nil {
 		s.log.Warn("http shutdown", "err", err)
 	}
@@ -167,6 +199,9 @@ func (s *server) Run(ctx context.Context) error {
 
 func (s *server) closeStorage() error {
 	var errs []error
+	if s.verifier != nil {
+		errs = append(errs, s.verifier.Close())
+	}
 	if s.runner != nil {
 		errs = append(errs, s.runner.Close())
 	}
@@ -219,4 +254,46 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// newVerifier builds the JWT verifier from the configuration.
+func newVerifier(cfg Config, log *slog.Logger) (*auth.Verifier, error) {
+	ac := auth.Config{
+		Secret:          cfg.verifierSecret(),
+		JWKSURL:         cfg.JWKSURL,
+		Issuer:          cfg.JWTIssuer,
+		Audience:        cfg.JWTAudience,
+		AllowQueryToken: cfg.AllowQueryToken,
+		Logger:          log,
+	}
+	for _, f := range strings.Split(cfg.JWTPublicKey, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			ac.PublicKeyFiles = append(ac.PublicKeyFiles, f)
+		}
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return nil, fmt.Errorf("jwt: %w", err)
+	}
+	return v, nil
+}
+
+// sessionSecret keys session cookies and Socket.IO resume ids. Every node
+// must share it, so a random one is only a fallback, with a warning.
+func sessionSecret(cfg Config, log *slog.Logger) ([]byte, error) {
+	switch {
+	case cfg.SessionSecret != "":
+		if len(cfg.SessionSecret) < 32 {
+			return nil, fmt.Errorf("--session-secret: at least 32 bytes, got %d", len(cfg.SessionSecret))
+		}
+		return []byte(cfg.SessionSecret), nil
+	case cfg.verifierSecret() != nil:
+		return cfg.verifierSecret(), nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	log.Warn("no WARDLINE_SESSION_SECRET: using a random one, so session cookies and Socket.IO resume do not survive a restart and do not work across nodes")
+	return b, nil
 }
