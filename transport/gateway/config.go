@@ -35,6 +35,12 @@ const (
 	DefaultMaxQueueBytes    = 4 << 20
 	// DefaultMaxFrameSize is the largest frame or Engine.IO payload.
 	DefaultMaxFrameSize = 64 << 10
+	// DefaultUserRateFactor scales the per-connection rate limit into the
+	// per-user one when UserRateLimit leaves Rate or Burst unset: a user
+	// with a phone, a workstation and a tablet open is not throttled before
+	// any one connection would be, yet a user cannot multiply their budget
+	// without bound by opening more connections.
+	DefaultUserRateFactor = 3
 	// replayPage is how many events one ReadAll of a resume reads.
 	replayPage = 512
 )
@@ -69,6 +75,12 @@ type Config struct {
 	Limits domain.Limits
 	// RateLimit is the per-connection token bucket.
 	RateLimit guard.LimitConfig
+	// UserRateLimit is the token bucket shared by all of one user's
+	// connections on this node. Rate and Burst left zero are
+	// DefaultUserRateFactor times RateLimit's; DisconnectAfter and
+	// ResetAfter left zero are RateLimit's. Every event takes a token from
+	// both buckets (when one is there) and the stricter verdict wins.
+	UserRateLimit guard.KeyedConfig
 	// MaxQueueMessages and MaxQueueBytes bound each connection's queue.
 	MaxQueueMessages int
 	MaxQueueBytes    int
@@ -114,6 +126,31 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	c.Limits = c.Limits.WithDefaults()
+	c.UserRateLimit.LimitConfig = userLimit(c.RateLimit, c.UserRateLimit.LimitConfig)
+}
+
+// userLimit fills the per-user bucket's unset fields from the
+// per-connection one.
+func userLimit(conn, user guard.LimitConfig) guard.LimitConfig {
+	if conn.Rate == 0 {
+		conn.Rate = guard.DefaultRate
+	}
+	if conn.Burst == 0 {
+		conn.Burst = guard.DefaultBurst
+	}
+	if user.Rate == 0 {
+		user.Rate = conn.Rate * DefaultUserRateFactor
+	}
+	if user.Burst == 0 {
+		user.Burst = conn.Burst * DefaultUserRateFactor
+	}
+	if user.DisconnectAfter == 0 {
+		user.DisconnectAfter = conn.DisconnectAfter
+	}
+	if user.ResetAfter == 0 {
+		user.ResetAfter = conn.ResetAfter
+	}
+	return user
 }
 
 func (c *Config) validate() error {
@@ -131,6 +168,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.RateLimit.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := c.UserRateLimit.Validate(); err != nil {
+		return fmt.Errorf("%w: user rate limit: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

@@ -7,7 +7,10 @@
 //
 // Every client request goes through one pipeline, whatever the transport:
 // decode and validate (invalid, too_large), then existence (not_found) and
-// permission (forbidden), then the per-connection rate limit (rate_limited),
+// permission (forbidden), then the rate limits (rate_limited): one token
+// bucket per connection and one per user shared by all of the user's
+// connections on this node (by default three times the per-connection rate
+// and burst, so a user with a few devices open is not throttled early),
 // then the handler. A handler folds the state of the stream it concerns
 // (a cache of folded states, caught up with ReadStream from the cached
 // version before every decision), calls the domain's Decide, wraps and

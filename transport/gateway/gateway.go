@@ -35,6 +35,7 @@ type Gateway struct {
 	table    map[string]handlerFunc
 	pids     pidSigner
 	origin   *guard.OriginChecker
+	users    *guard.KeyedLimiter
 	authn    auth.Authenticator
 	sessions *auth.Sessions
 	sio      *socketio.Server
@@ -71,6 +72,10 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg: cfg, svc: newService(&cfg), metrics: m, pids: newPIDSigner(cfg.Secret), origin: origin,
 		hub: newHub(cfg.Rooms, cfg.Store.Epoch(), m, cfg.Now), revokedAt: map[string]time.Time{},
+	}
+	g.users, err = guard.NewKeyedLimiter(cfg.UserRateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.table = g.handlers()

@@ -120,7 +120,7 @@ func (h *harness) postAsService(t *testing.T, room, content string) json.RawMess
 	return raw
 }
 
-func mustMarshal(t *testing.T, v any) []byte {
+func mustMarshal(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
