@@ -119,9 +119,21 @@ func (g *Gateway) openSession(ctx context.Context, s *session) error {
 	return nil
 }
 
+// Session end reasons recorded in SessionEnded.
+const (
+	reasonDisconnect   = "disconnect"
+	reasonSlowConsumer = "slow consumer"
+	reasonRevoked      = "revoked"
+)
+
 // endSession stops delivery to s and records its end (SessionEnded and,
-// for the user's last session, UserOffline).
+// for the user's last session, UserOffline). Only the first call for a
+// session does anything.
 func (g *Gateway) endSession(s *session, reason string) {
+	s.endOnce.Do(func() { g.recordEnd(s, reason) })
+}
+
+func (g *Gateway) recordEnd(s *session, reason string) {
 	g.hub.unregister(s)
 	s.closeGone()
 	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Dec()
@@ -254,7 +266,7 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 		s.emit("exception", resumeNotice(notice))
 	}
 	if !g.startDelivery(c.Context(), s, from) {
-		g.endSession(s, "revoked")
+		g.endSession(s, reasonRevoked)
 		return &socketio.ConnectError{Message: "session ended", Data: map[string]string{"code": string(domain.CodeUnauthorized)}}
 	}
 	return nil
@@ -295,9 +307,9 @@ func (g *Gateway) sioDisconnect(c *socketio.Conn, reason error) {
 		return
 	}
 	if errors.Is(reason, engineio.ErrQueueFull) {
-		g.metrics.queueOverflows.WithLabelValues(transportSocketIO).Inc()
+		s.markSlow()
 	}
-	g.endSession(s, "disconnect")
+	g.endSession(s, s.endReason())
 }
 
 // --- native ---
@@ -409,7 +421,7 @@ func (g *Gateway) nativeClose(c *native.Conn, info native.CloseInfo) {
 		return
 	}
 	if errors.Is(info.Err, native.ErrSlowConsumer) {
-		g.metrics.queueOverflows.WithLabelValues(transportNative).Inc()
+		st.s.markSlow()
 	}
-	g.endSession(st.s, "disconnect")
+	g.endSession(st.s, st.s.endReason())
 }

@@ -29,7 +29,15 @@
 // DM, users sharing a room for presence), encodes the push once per
 // transport and hands the same bytes to every recipient without blocking.
 // A recipient whose bounded queue overflows is closed by its transport (1013)
-// and resumes from its offset; nobody else waits for it.
+// and resumes from its offset; nobody else waits for it. The gateway ends
+// such a session as soon as a send reports the overflow (SessionEnded with
+// reason "slow consumer", and UserOffline for the user's last session),
+// not when the transport gets round to closing the socket, which can take
+// until the write deadline. queue_overflows_total counts these sessions.
+// A client that accepts no bytes at all until a single write times out
+// (WriteTimeout) is dropped by the transport as a failed connection: its
+// session ends then, but the transports report that the same as a network
+// failure, so it is not counted as an overflow.
 //
 // Every session has a watermark: the position of the last event it was
 // given. A fresh session starts at the log's head at connect; a resuming one

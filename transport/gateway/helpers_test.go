@@ -52,10 +52,17 @@ type trackingListener struct {
 	net.Listener
 	mu    sync.Mutex
 	conns []net.Conn
+	// sendBuffer, when set, shrinks the server side's socket send buffer,
+	// so that a client that stops reading blocks the server's writes at
+	// once rather than after megabytes of kernel buffering.
+	sendBuffer atomic.Int32
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
+	if n := l.sendBuffer.Load(); err == nil && n > 0 {
+		_ = c.(*net.TCPConn).SetWriteBuffer(int(n))
+	}
 	if err == nil {
 		l.mu.Lock()
 		l.conns = append(l.conns, c)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wardline/wardline/domain"
@@ -31,6 +33,15 @@ type session struct {
 	sio       *socketio.Conn
 	nat       *native.Conn
 	limiter   *guard.Limiter
+
+	// overflowed is set once the session is known to be a slow consumer,
+	// so it is counted once whichever path (a send, the replay buffer, the
+	// transport's close) finds out first.
+	overflowed atomic.Bool
+	// endOnce makes recording the session's end happen once, whether the
+	// gateway ends it early (slow consumer) or the transport reports the
+	// close.
+	endOnce sync.Once
 
 	mu        sync.Mutex
 	claims    auth.Claims
@@ -71,7 +82,7 @@ func (s *session) deliver(p *push) {
 		if len(s.buffer) >= s.g.cfg.MaxQueueMessages {
 			// Live traffic outran the replay: the client is a slow consumer.
 			s.closed = true
-			s.g.metrics.queueOverflows.WithLabelValues(s.transport).Inc()
+			s.slowConsumer()
 			s.g.wg.Go(s.closeTryAgain)
 			return
 		}
@@ -101,10 +112,46 @@ func (s *session) sendLocked(p *push) {
 }
 
 func (s *session) countSend(event string, err error) {
-	// Overflows are counted when the transport reports the close.
-	if err == nil {
+	switch {
+	case err == nil:
 		s.g.metrics.eventsOut.WithLabelValues(s.transport, event).Inc()
+	case isOverflow(err):
+		s.slowConsumer()
 	}
+}
+
+// isOverflow reports whether err is a transport's send queue overflowing.
+func isOverflow(err error) bool {
+	return errors.Is(err, engineio.ErrQueueFull) || errors.Is(err, native.ErrSlowConsumer)
+}
+
+// slowConsumer counts the overflow once and records the session's end at
+// once, without waiting for the transport: its writer may sit in a blocked
+// write until the write deadline before it reports the close, and
+// roommates should not see the user online that long. It never blocks
+// (it may run under the hub's lock).
+func (s *session) slowConsumer() {
+	if s.markSlow() {
+		s.g.wg.Go(func() { s.g.endSession(s, reasonSlowConsumer) })
+	}
+}
+
+// markSlow counts the overflow; only the first call for a session counts
+// and returns true.
+func (s *session) markSlow() bool {
+	if !s.overflowed.CompareAndSwap(false, true) {
+		return false
+	}
+	s.g.metrics.queueOverflows.WithLabelValues(s.transport).Inc()
+	return true
+}
+
+// endReason is why a session whose connection closed ended.
+func (s *session) endReason() string {
+	if s.overflowed.Load() {
+		return reasonSlowConsumer
+	}
+	return reasonDisconnect
 }
 
 // sendReplay sends one replayed push, waiting for room where the transport

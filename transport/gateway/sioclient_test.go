@@ -25,9 +25,6 @@ type sioClient struct {
 	nextID  uint64
 	// pending holds packets read while waiting for something else.
 	pending []socketio.Packet
-
-	mu        sync.Mutex
-	closeCode int
 }
 
 func (h *harness) sioURL() string {
@@ -76,11 +73,6 @@ func (c *sioClient) read() {
 	for {
 		_, b, err := c.conn.ReadMessage()
 		if err != nil {
-			if ce, ok := err.(*websocket.CloseError); ok {
-				c.mu.Lock()
-				c.closeCode = ce.Code
-				c.mu.Unlock()
-			}
 			return
 		}
 		switch {
@@ -155,25 +147,11 @@ func (c *sioClient) tryNext(keep func(socketio.Packet) bool, within time.Duratio
 	}
 }
 
-// request emits and waits for the ack's first argument.
-func (c *sioClient) request(event string, data any) json.RawMessage {
-	c.t.Helper()
-	id := c.emit(event, data)
-	p := c.next(func(p socketio.Packet) bool { return p.Type == socketio.PacketAck && p.ID == id }, "ack of "+event)
-	return sioArgs(c.t, p)[0]
-}
-
 // waitEvent waits for a pushed event and returns its arguments.
 func (c *sioClient) waitEvent(name string) []json.RawMessage {
 	c.t.Helper()
 	p := c.next(func(p socketio.Packet) bool { return p.Type == socketio.PacketEvent && eventName(p) == name }, "event "+name)
 	return sioArgs(c.t, p)[1:]
-}
-
-func (c *sioClient) closeCodeSeen() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closeCode
 }
 
 func eventName(p socketio.Packet) string {
