@@ -34,6 +34,12 @@ type Config struct {
 	ShutdownTimeout  time.Duration
 	ReadyMaxLag      uint64
 	SnapshotInterval time.Duration
+	DebugAddr        string
+	RateLimit        float64
+	RateBurst        int
+	MaxContentBytes  int
+	MaxQueueMessages int
+	MaxQueueBytes    int
 }
 
 // usingDevSecret reports whether no JWT key material was configured.
@@ -125,11 +131,25 @@ func parseServe(args []string, getenv env, stderr io.Writer) (Config, error) {
 		return c, err
 	}
 	fs.Uint64Var(&c.ReadyMaxLag, "ready-max-lag", 1000, "readyz fails while a projection is more than this many events behind")
+	stringVar(fs, getenv, &c.DebugAddr, "debug-addr", "WARDLINE_DEBUG_ADDR", "", "loopback address for /debug/pprof (off when empty)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 100, "events per second each connection may send")
+	fs.IntVar(&c.RateBurst, "rate-burst", 200, "events a connection may send in a burst")
+	fs.IntVar(&c.MaxContentBytes, "max-content-bytes", 16<<10, "largest message content, in bytes of UTF-8 (too_large above)")
+	fs.IntVar(&c.MaxQueueMessages, "max-queue-messages", 1024, "frames queued for one connection before it is closed as a slow consumer (1013)")
+	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 4<<20, "bytes queued for one connection before it is closed as a slow consumer (1013)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.MaxContentBytes <= 0 || c.MaxQueueMessages <= 0 || c.MaxQueueBytes <= 0 {
+		return c, fmt.Errorf("serve: --rate-limit, --rate-burst, --max-content-bytes and --max-queue-* must be positive")
+	}
+	if c.DebugAddr != "" {
+		if err := (Config{Addr: c.DebugAddr}).checkAddr(); err != nil {
+			return c, fmt.Errorf("serve: --debug-addr must be a loopback address: %q", c.DebugAddr)
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, fmt.Errorf("serve: --tls-cert and --tls-key go together")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/migrations"
 	"github.com/wardline/wardline/projections"
@@ -30,10 +31,14 @@ type gatewayDeps struct {
 	// AllowedOrigins is WARDLINE_ALLOWED_ORIGINS, comma-separated.
 	AllowedOrigins string
 	// AllowQueryToken must match the Verifier's own AllowQueryToken.
-	AllowQueryToken bool
-	NodeID          string
-	Registry        *prometheus.Registry
-	Logger          *slog.Logger
+	AllowQueryToken  bool
+	NodeID           string
+	RateLimit        guard.LimitConfig
+	Limits           domain.Limits
+	MaxQueueMessages int
+	MaxQueueBytes    int
+	Registry         *prometheus.Registry
+	Logger           *slog.Logger
 }
 
 // newGateway builds the /chat gateway. What serve must do with it:
@@ -53,12 +58,16 @@ func newGateway(_ context.Context, deps gatewayDeps) (*gateway.Gateway, error) {
 	gw, err := gateway.New(gateway.Config{
 		Store: deps.Store, Runner: deps.Runner, Rooms: deps.Rooms, Presence: deps.Presence,
 		Verifier: deps.Verifier, Secret: deps.Secret,
-		Decoder:         projections.DecoderFunc(migrations.Decode),
-		AllowedOrigins:  guard.ParseOrigins(deps.AllowedOrigins),
-		AllowQueryToken: deps.AllowQueryToken,
-		NodeID:          deps.NodeID,
-		Registry:        deps.Registry,
-		Logger:          deps.Logger,
+		Decoder:          projections.DecoderFunc(migrations.Decode),
+		AllowedOrigins:   guard.ParseOrigins(deps.AllowedOrigins),
+		AllowQueryToken:  deps.AllowQueryToken,
+		NodeID:           deps.NodeID,
+		RateLimit:        deps.RateLimit,
+		Limits:           deps.Limits,
+		MaxQueueMessages: deps.MaxQueueMessages,
+		MaxQueueBytes:    deps.MaxQueueBytes,
+		Registry:         deps.Registry,
+		Logger:           deps.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -145,8 +145,8 @@ func freeAddr(t *testing.T) string {
 func TestServeAnswersHealthAndReadinessAndStopsOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	seed(t, dir, 25)
-	addr := freeAddr(t)
-	cmd := exec.Command(binary, "serve", "--addr", addr)
+	addr, debugAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--addr", addr, "--debug-addr", debugAddr)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	stderr, _ := cmd.StderrPipe()
@@ -201,6 +201,17 @@ func TestServeAnswersHealthAndReadinessAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
+	if dresp, err := http.Get("http://" + debugAddr + "/debug/pprof/goroutine?debug=1"); err != nil || dresp.StatusCode != http.StatusOK {
+		t.Errorf("pprof on --debug-addr: %v %v", dresp, err)
+	} else {
+		dresp.Body.Close()
+	}
+	if dresp, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
+		if dresp.StatusCode == http.StatusOK {
+			t.Errorf("pprof is served on the public address")
+		}
+		dresp.Body.Close()
+	}
 	resp.Body.Close()
 	if !bytes.Contains(metrics, []byte(`wardline_projection_checkpoint{projection="rooms"} 26`)) {
 		t.Errorf("metrics lack the rooms checkpoint:\n%s", metrics)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -17,10 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/projections"
 	"github.com/wardline/wardline/transport/auth"
 	"github.com/wardline/wardline/transport/gateway"
+	"github.com/wardline/wardline/transport/guard"
 )
 
 // server is one running wardline node: the store, the projections that
@@ -36,6 +39,8 @@ type server struct {
 	gateway  *gateway.Gateway
 	ln       net.Listener
 	http     *http.Server
+	debugLn  net.Listener
+	debug    *http.Server
 
 	// onApplied forwards applied batches to the gateway's hub once it exists.
 	mu        sync.RWMutex
@@ -97,7 +102,12 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *server, er
 	s.gateway, err = newGateway(ctx, gatewayDeps{
 		Store: s.store, Runner: s.runner, Rooms: r, Presence: p, Verifier: s.verifier,
 		Secret: secret, AllowedOrigins: cfg.AllowedOrigins, AllowQueryToken: cfg.AllowQueryToken,
-		NodeID: cfg.NodeID, Registry: s.registry, Logger: log,
+		NodeID:           cfg.NodeID,
+		RateLimit:        guard.LimitConfig{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
+		Limits:           domain.Limits{MaxContentBytes: cfg.MaxContentBytes},
+		MaxQueueMessages: cfg.MaxQueueMessages,
+		MaxQueueBytes:    cfg.MaxQueueBytes,
+		Registry:         s.registry, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -115,6 +125,20 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *server, er
 	s.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.DebugAddr != "" {
+		s.debugLn, err = net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("listen on --debug-addr %s: %w", cfg.DebugAddr, err)
+		}
+		dm := http.NewServeMux()
+		dm.HandleFunc("/debug/pprof/", pprof.Index)
+		dm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		dm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		dm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.debug = &http.Server{Handler: dm, ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.http = &http.Server{
 		Handler:           mux,
@@ -156,6 +180,13 @@ func (s *server) Run(ctx context.Context) error {
 		}
 		serveDone <- err
 	}()
+	debugDone := make(chan error, 1)
+	if s.debug != nil {
+		go func() { debugDone <- s.debug.Serve(s.debugLn) }()
+		s.log.Info("pprof serving", "url", "http://"+s.debugLn.Addr().String()+"/debug/pprof/")
+	} else {
+		debugDone <- http.ErrServerClosed
+	}
 	scheme := "http"
 	if s.cfg.TLSCert != "" {
 		scheme = "https"
@@ -184,6 +215,10 @@ func (s *server) Run(ctx context.Context) error {
 	if err := s.http.Shutdown(sctx); err != nil {
 		s.log.Warn("http shutdown", "err", err)
 	}
+	if s.debug != nil {
+		_ = s.debug.Close()
+	}
+	<-debugDone
 	if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
 		runErr = fmt.Errorf("http: %w", err)
 	}
