@@ -13,7 +13,10 @@ import (
 // to the members' connections (three members, the sender included), with
 // every push read by its client.
 func BenchmarkMessageSendFanOut(b *testing.B) {
-	h := newHarness(b, func(c *gateway.Config) { c.RateLimit = guard.LimitConfig{Rate: 1e9, Burst: 1 << 30} })
+	h := newHarness(b, func(c *gateway.Config) {
+		c.RateLimit = guard.LimitConfig{Rate: 1e9, Burst: 1 << 30}
+		c.UserRateLimit = guard.KeyedConfig{LimitConfig: guard.LimitConfig{Rate: 1e9, Burst: 1 << 30}}
+	})
 	alice := h.connect(h.nurse("alice"), "")
 	if !success(alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob", "carol"}})) {
 		b.Fatal("room:create failed")
