@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -125,4 +128,69 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		delivered.Wait()
 	}
 	b.ReportMetric(float64(b.N*conns)/b.Elapsed().Seconds(), "events/s")
+}
+
+// writeSyscalls reads the process's count of write system calls (write,
+// writev, …) from /proc/self/io; ok is false where that is not available.
+func writeSyscalls() (n int64, ok bool) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(line, "syscw: "); found {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// BenchmarkBurst64 queues 64 pushes on one connection per op, as a busy
+// room does between two writer runs, and waits until the client has read
+// them. write-syscalls/op counts the whole process's write system calls
+// (the in-process client only reads), so it shows how many the server
+// needed for the 64 frames.
+func BenchmarkBurst64(b *testing.B) {
+	const burst = 64
+	h := newHarness(b, nil)
+	w := h.dial("chat", http.Header{"Authorization": {"Bearer good:bench"}})
+	if _, _, err := w.c.ReadMessage(); err != nil { // the connected push
+		b.Fatal(err)
+	}
+	conn := h.waitConnect().conn
+	read := make(chan error, 1)
+	frame, err := native.EncodePush("message:new", json.RawMessage(`{"messageId":"m-1","roomId":"ward-7.icu","senderId":"u-12","content":"Patient in bed 4 needs a repeat ECG","seq":812}`), "01J.a1b2")
+	if err != nil {
+		b.Fatal(err)
+	}
+	start, counted := writeSyscalls()
+	b.ReportAllocs()
+	for b.Loop() {
+		go func() {
+			for range burst {
+				_, r, err := w.c.NextReader()
+				if err == nil {
+					_, err = io.Copy(io.Discard, r)
+				}
+				if err != nil {
+					read <- err
+					return
+				}
+			}
+			read <- nil
+		}()
+		for range burst {
+			if err := conn.Send(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := <-read; err != nil {
+			b.Fatal(err)
+		}
+	}
+	if end, ok := writeSyscalls(); ok && counted {
+		b.ReportMetric(float64(end-start)/float64(b.N), "write-syscalls/op")
+	}
+	b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "events/s")
 }

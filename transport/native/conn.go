@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -52,6 +53,13 @@ type Conn struct {
 
 	dlMu    sync.Mutex // orders read-deadline updates against the close grace
 	closing bool
+
+	// wmu orders the writer's data frames, which bypass gorilla's write
+	// lock, against the control frames the reader answers with (pong, the
+	// close reply): a frame is never split by another, and no data frame
+	// follows the close reply.
+	wmu        sync.Mutex
+	peerClosed bool // the close reply is written; guarded by wmu
 
 	readBuf bytes.Buffer
 }
@@ -307,17 +315,56 @@ func (c *Conn) writeLoop() {
 }
 
 func (c *Conn) writeBatch(batch [][]byte) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteWait)); err != nil {
-		return err
-	}
-	for _, f := range batch {
-		if c.abort.Load() {
-			return nil
-		}
-		if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
+	fw := c.srv.frames.get()
+	defer c.srv.frames.put(fw)
+	nc := c.ws.NetConn()
+	deadline := time.Now().Add(c.srv.cfg.WriteWait)
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), maxWritevFrames)]
+		batch = batch[len(chunk):]
+		if err := c.writeChunk(fw, nc, chunk, deadline); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+func (c *Conn) writeChunk(fw *frameWriter, nc net.Conn, chunk [][]byte, deadline time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.abort.Load() || c.peerClosed {
+		return nil
+	}
+	// Set under wmu: the reader's control frames set their own deadline.
+	if err := nc.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	return fw.write(nc, chunk)
+}
+
+// answerPing replaces gorilla's ping handler, whose pong would otherwise
+// race the writer's own writes on the socket.
+func (c *Conn) answerPing(data string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.peerClosed {
+		return nil
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.srv.cfg.WriteWait))
+	var ne net.Error
+	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+		return nil // as gorilla's default: the reader sees the failure next
+	}
+	return err
+}
+
+// answerClose replaces gorilla's close handler: it echoes the peer's close
+// code and stops the writer, so no data frame follows the close reply.
+func (c *Conn) answerClose(code int, _ string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.peerClosed = true
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(c.srv.cfg.WriteWait))
 	return nil
 }
 
@@ -379,6 +426,8 @@ func (c *Conn) authExpired() {
 func (c *Conn) serve(pre *Session, preErr error, offset string) {
 	cfg := &c.srv.cfg
 	c.ws.SetReadLimit(cfg.MaxFrameSize)
+	c.ws.SetPingHandler(c.answerPing)
+	c.ws.SetCloseHandler(c.answerClose)
 	c.ws.SetPongHandler(func(string) error {
 		c.extendReadDeadline()
 		return nil

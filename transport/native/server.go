@@ -195,6 +195,7 @@ type Server struct {
 	namespaces map[string]bool
 	upgrader   websocket.Upgrader
 	writePool  sync.Pool
+	frames     frameWriterPool
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}

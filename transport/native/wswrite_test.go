@@ -1,0 +1,115 @@
+package native_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/native"
+)
+
+// payloadOf makes the i-th test frame: its index then filler up to size,
+// so a reader can tell a lost, reordered or corrupted frame apart.
+func payloadOf(i, size int) []byte {
+	b := fmt.Appendf(nil, "%06d:", i)
+	for len(b) < size {
+		b = append(b, byte('a'+len(b)%26))
+	}
+	return b[:max(size, 7)]
+}
+
+// sizeOf walks across the three header forms (7-bit, 16-bit, 64-bit
+// length) and their boundaries.
+func sizeOf(i int) int {
+	sizes := []int{7, 100, 125, 126, 127, 300, 65535, 65536, 70000, 20}
+	if i%97 == 0 {
+		return sizes[(i/97)%len(sizes)]
+	}
+	return sizes[i%len(sizes)] % 1000
+}
+
+func TestManyQueuedFramesArriveIntactAndInOrder(t *testing.T) {
+	const frames = 3000
+	h := newHarness(t, func(c *native.Config) {
+		c.SendQueueMessages = 100_000
+		c.SendQueueBytes = 64 << 20
+	})
+	w := h.dial("chat", http.Header{"Authorization": {"Bearer good:u1"}})
+	if f := w.next(); f.Event != "connected" {
+		t.Fatalf("first frame %+v, want connected", f)
+	}
+	conn := h.waitConnect().conn
+
+	// Queue everything before the client reads, so the writer drains
+	// large batches, then once more while it reads.
+	want := make([][]byte, frames)
+	for i := range want {
+		want[i] = payloadOf(i, sizeOf(i))
+	}
+	for _, p := range want[:frames/2] {
+		if err := conn.Send(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		for _, p := range want[frames/2:] {
+			if err := conn.SendWait(context.Background(), p); err != nil {
+				return // the test has failed and closed the connection
+			}
+		}
+	}()
+	// A ping while frames stream: the pong must not split a data frame.
+	if err := w.c.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for i := range want {
+		typ, got, err := w.c.ReadMessage()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if typ != websocket.TextMessage || !bytes.Equal(got, want[i]) {
+			t.Fatalf("frame %d: type %d, %d bytes %.20q…, want %d bytes %.20q…", i, typ, len(got), got, len(want[i]), want[i])
+		}
+	}
+}
+
+func TestPingIsAnsweredWithItsPayload(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.dial("chat", nil)
+	w.authenticate("u1")
+	pong := make(chan string, 1)
+	w.c.SetPongHandler(func(s string) error { pong <- s; return nil })
+	if err := w.c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	w.echoes(1) // reading runs the pong handler
+	select {
+	case got := <-pong:
+		if got != "are you there" {
+			t.Fatalf("pong %q", got)
+		}
+	default:
+		t.Fatal("no pong before the ack")
+	}
+}
+
+func TestAClientCloseIsEchoedWithItsCode(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.dial("chat", nil)
+	w.authenticate("u1")
+	msg := websocket.FormatCloseMessage(4000, "bye")
+	if err := w.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ce := w.expectClose(4000)
+	if ce.Text != "" {
+		t.Fatalf("close reply text %q", ce.Text)
+	}
+	h.waitClose()
+}
