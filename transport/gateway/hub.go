@@ -65,17 +65,41 @@ type hub struct {
 	metrics *metrics
 	now     func() time.Time
 
-	// mu is held for a whole OnApplied batch, so that registering a session
-	// and reading pos is atomic with respect to fan-out: every event after
-	// the position a session registers at reaches it (see session.after).
+	// fanMu serialises fan-out (OnApplied is called from the Runner's
+	// goroutine only, but nothing here relies on it) and guards fanout,
+	// the reused list of a batch's deliveries.
+	fanMu  sync.Mutex
+	fanout []delivery
+
+	// mu makes registering a session and reading pos atomic with respect
+	// to a batch: a batch is routed, put in the recent ring and its
+	// recipients listed under mu, so a session registered before that sees
+	// the batch live and one registered after gets a pos that includes it
+	// and replays it (from the ring). The sends themselves happen after mu
+	// is released, so connects and disconnects never wait for a fan-out.
 	mu     sync.Mutex
 	pos    eventstore.Position
-	byUser map[string]map[*session]struct{}
-	all    map[*session]struct{}
+	byUser map[string][]*session // a user has few sessions: a slice is smaller and faster to walk than a set
+	recent recentRing
+	// members caches rooms.Members as sorted user ids per room: the model
+	// copies and sorts its member list on every call, which was half of
+	// the hub's CPU per message. Entries are dropped when a batch holds an
+	// event that changes the room's membership.
+	members map[string][]string
+}
+
+// delivery is one push for one session.
+type delivery struct {
+	push *push
+	s    *session
 }
 
 func newHub(rm *rooms.Model, epoch string, m *metrics, now func() time.Time) *hub {
-	return &hub{rooms: rm, epoch: epoch, metrics: m, now: now, byUser: map[string]map[*session]struct{}{}, all: map[*session]struct{}{}}
+	return &hub{
+		rooms: rm, epoch: epoch, metrics: m, now: now,
+		byUser: map[string][]*session{}, members: map[string][]string{},
+		recent: newRecentRing(recentMaxEntries, recentMaxBytes),
+	}
 }
 
 // register adds s for live delivery and returns the hub's position: every
@@ -83,26 +107,25 @@ func newHub(rm *rooms.Model, epoch string, m *metrics, now func() time.Time) *hu
 func (h *hub) register(s *session) eventstore.Position {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set := h.byUser[s.userID]
-	if set == nil {
-		set = map[*session]struct{}{}
-		h.byUser[s.userID] = set
-	}
-	set[s] = struct{}{}
-	h.all[s] = struct{}{}
+	h.byUser[s.userID] = append(h.byUser[s.userID], s)
 	return h.pos
 }
 
 func (h *hub) unregister(s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if set := h.byUser[s.userID]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(h.byUser, s.userID)
-		}
+	set := h.byUser[s.userID]
+	i := slices.Index(set, s)
+	if i < 0 {
+		return
 	}
-	delete(h.all, s)
+	if len(set) == 1 {
+		delete(h.byUser, s.userID)
+		return
+	}
+	set[i] = set[len(set)-1]
+	set[len(set)-1] = nil
+	h.byUser[s.userID] = set[:len(set)-1]
 }
 
 // sessions returns the registered sessions matching keep.
@@ -110,24 +133,50 @@ func (h *hub) sessions(keep func(*session) bool) []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []*session
-	for s := range h.all {
-		if keep(s) {
-			out = append(out, s)
+	for _, set := range h.byUser {
+		for _, s := range set {
+			if keep(s) {
+				out = append(out, s)
+			}
 		}
 	}
 	return out
 }
 
-// onApplied fans a batch out. It never blocks on a client.
-func (h *hub) onApplied(_ context.Context, batch []projections.Applied) {
+// recentFor returns the pushes in (from, live] that reach user, from the
+// ring, and false when the ring does not hold all of that window (it
+// starts before the ring's oldest entry), so the log must be read.
+func (h *hub) recentFor(user string, from, live eventstore.Position) ([]*push, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.recent.window(user, from, live)
+}
+
+// routeReplayed routes an event read back from the log for a replay.
+func (h *hub) routeReplayed(a projections.Applied) (route, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.route(a)
+}
+
+// onApplied fans a batch out. It never blocks on a client.
+func (h *hub) onApplied(_ context.Context, batch []projections.Applied) {
+	h.fanMu.Lock()
+	defer h.fanMu.Unlock()
 	now := h.now()
+	h.mu.Lock()
+	h.forgetMembers(batch)
+	out := h.fanout[:0]
 	for _, a := range batch {
-		if a.Position > h.pos {
+		fresh := a.Position > h.pos
+		if fresh {
 			h.pos = a.Position
 		}
 		r, ok := h.route(a)
+		if fresh {
+			// Even an event nobody sees moves the ring's coverage on.
+			h.recent.add(a.Position, r, ok)
+		}
 		if !ok {
 			continue
 		}
@@ -135,62 +184,101 @@ func (h *hub) onApplied(_ context.Context, batch []projections.Applied) {
 			if u == r.exclude {
 				continue
 			}
-			for s := range h.byUser[u] {
-				s.deliver(r.push)
+			for _, s := range h.byUser[u] {
+				out = append(out, delivery{push: r.push, s: s})
 			}
 		}
 		h.metrics.deliveryDelay.Observe(now.Sub(a.RecordedAt).Seconds())
+	}
+	h.mu.Unlock()
+	for i, d := range out {
+		d.s.deliver(d.push)
+		out[i] = delivery{} // the reused list must not keep sessions or pushes alive
+	}
+	h.fanout = out[:0]
+}
+
+// forgetMembers drops the cached member lists of the rooms whose
+// membership batch changes, before anything in the batch is routed: routing
+// reads the models as they are after the batch.
+func (h *hub) forgetMembers(batch []projections.Applied) {
+	for _, a := range batch {
+		switch e := a.Envelope.Event.(type) {
+		case domain.RoomCreated:
+			delete(h.members, e.RoomID)
+		case domain.MemberJoined:
+			delete(h.members, e.RoomID)
+		case domain.MemberLeft:
+			delete(h.members, e.RoomID)
+		}
 	}
 }
 
 // route decides who sees an applied event, from the read models as they
 // are after the batch: room events go to the room's members (and a leaver
 // is told of their own leaving), presence edges to everyone sharing a room
-// with the user, DMs to both parties.
+// with the user, DMs to both parties. An event nobody may see is not
+// routed (false), so it costs no encoding.
 func (h *hub) route(a projections.Applied) (route, bool) {
-	event, data, ok := pushOf(a.Envelope)
-	if !ok {
-		return route{}, false
-	}
-	p := &push{
-		event: event, pos: a.Position, offset: eventstore.FormatOffset(h.epoch, a.Position),
-		data: mustJSON(data), recordedAt: a.RecordedAt,
-	}
-	r := route{push: p}
+	var r route
 	switch e := a.Envelope.Event.(type) {
 	case domain.MessagePosted:
-		r.users = h.members(e.RoomID)
+		r.users = h.roomMembers(e.RoomID)
 	case domain.MemberJoined:
-		r.users = h.members(e.RoomID)
+		r.users = h.roomMembers(e.RoomID)
 	case domain.MemberLeft:
-		r.users = sortedUnique(append(h.members(e.RoomID), e.UserID))
+		r.users = sortedUnique(append(slices.Clip(h.roomMembers(e.RoomID)), e.UserID))
 	case domain.TypingStarted:
-		r.users, r.exclude = h.members(e.RoomID), e.UserID
+		r.users, r.exclude = h.roomMembers(e.RoomID), e.UserID
 	case domain.TypingStopped:
-		r.users, r.exclude = h.members(e.RoomID), e.UserID
+		r.users, r.exclude = h.roomMembers(e.RoomID), e.UserID
 	case domain.UserOnline:
 		r.users, r.exclude = h.roommates(e.UserID), e.UserID
 	case domain.UserOffline:
 		r.users, r.exclude = h.roommates(e.UserID), e.UserID
 	case domain.DirectMessageSent:
 		r.users = sortedUnique([]string{e.SenderID, e.ToUserID})
+	default:
+		return route{}, false
 	}
+	if len(r.users) == 0 || len(r.users) == 1 && r.users[0] == r.exclude {
+		return route{}, false
+	}
+	event, data, ok := pushOf(a.Envelope)
+	if !ok {
+		return route{}, false
+	}
+	r.push = h.newPush(event, a, mustJSON(data))
 	return r, true
 }
 
-func (h *hub) members(roomID string) []string {
-	ms, _ := h.rooms.Members(roomID)
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.UserID
+func (h *hub) newPush(event string, a projections.Applied, data json.RawMessage) *push {
+	p := &push{
+		event: event, pos: a.Position, offset: eventstore.FormatOffset(h.epoch, a.Position),
+		data: data, recordedAt: a.RecordedAt,
 	}
-	return out // Members is sorted by user id
+	return p
+}
+
+// roomMembers returns the sorted user ids of roomID's members, shared:
+// callers must not modify it.
+func (h *hub) roomMembers(roomID string) []string {
+	if ids, ok := h.members[roomID]; ok {
+		return ids
+	}
+	ms, _ := h.rooms.Members(roomID)
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	h.members[roomID] = ids // Members is sorted by user id
+	return ids
 }
 
 func (h *hub) roommates(user string) []string {
 	var out []string
 	for _, id := range h.rooms.RoomsOf(user) {
-		out = append(out, h.members(id)...)
+		out = append(out, h.roomMembers(id)...)
 	}
 	return sortedUnique(out)
 }

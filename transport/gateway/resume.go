@@ -80,11 +80,18 @@ func (p pidSigner) verify(pid, user, epoch string) (eventstore.Position, error) 
 }
 
 // startDelivery sets s up for delivery after position from: s registers
-// with the hub (which buffers for it), the log in (from, P] is replayed
-// from the store, where P is the hub's position at registration, then the
-// buffer is flushed and s goes live. A fresh session passes the log's head
-// as read before the client was told it is connected, so nothing the client
-// could expect is missed; a resuming one passes its offset.
+// with the hub (which buffers for it), the log in (from, P] is replayed,
+// where P is the hub's position at registration, then the buffer is
+// flushed and s goes live. A fresh session passes the log's head as read
+// before the client was told it is connected, so nothing the client could
+// expect is missed; a resuming one passes its offset.
+//
+// The replay is served from the hub's ring of recent pushes when the
+// window lies within it, which is always the case for a fresh session
+// unless the node is far behind: the window is then only the events
+// committed while the session was being opened. An empty replay starts
+// nothing; a non-empty one runs on a goroutine of g.wg, since the native
+// transport paces a replay by the client.
 //
 // It returns false, starting nothing, when the browser session s was
 // authenticated with has been ended (DELETE /api/v1/sessions) meanwhile:
@@ -98,8 +105,23 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore
 	if g.revoked(s.currentClaims().SessionID) {
 		return false
 	}
+	var (
+		pushes []*push
+		inRing = true
+	)
+	if from < live {
+		pushes, inRing = g.hub.recentFor(s.userID, from, live)
+	}
+	if inRing && len(pushes) == 0 {
+		s.finishReplay()
+		return true
+	}
 	g.wg.Go(func() {
-		if err := g.replay(ctx, s, from, live); err != nil && ctx.Err() == nil {
+		err := g.replayRecent(ctx, s, pushes)
+		if err == nil && !inRing {
+			err = g.replay(ctx, s, from, live)
+		}
+		if err != nil && ctx.Err() == nil {
 			g.cfg.Logger.Warn("gateway: replay failed; closing so the client resumes again", "session", s.id, "err", err)
 			s.closeTryAgain()
 			return
@@ -109,9 +131,26 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore
 	return true
 }
 
-// replay sends what s may see of the log in (from, live].
+// replayRecent sends pushes taken from the hub's ring, in order.
+func (g *Gateway) replayRecent(ctx context.Context, s *session, pushes []*push) error {
+	for _, p := range pushes {
+		if err := s.sendReplay(ctx, p); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.after = p.pos
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// replay sends what s may see of the log in (from, live], reading the log
+// until the rest of the window lies within the hub's ring.
 func (g *Gateway) replay(ctx context.Context, s *session, from, live eventstore.Position) error {
 	for from < live {
+		if pushes, ok := g.hub.recentFor(s.userID, from, live); ok {
+			return g.replayRecent(ctx, s, pushes)
+		}
 		evs, err := g.cfg.Store.ReadAll(ctx, from, replayPage)
 		if err != nil {
 			return fmt.Errorf("gateway: replay from %d: %w", from, err)
@@ -131,7 +170,7 @@ func (g *Gateway) replay(ctx context.Context, s *session, from, live eventstore.
 			if err != nil {
 				return err
 			}
-			rt, ok := g.hub.route(appliedOf(r, env))
+			rt, ok := g.hub.routeReplayed(appliedOf(r, env))
 			if !ok || !rt.reaches(s.userID) {
 				continue
 			}
