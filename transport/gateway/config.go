@@ -126,12 +126,16 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	c.Limits = c.Limits.WithDefaults()
-	c.UserRateLimit.LimitConfig = userLimit(c.RateLimit, c.UserRateLimit.LimitConfig)
+	c.UserRateLimit = userLimit(c.RateLimit, c.UserRateLimit)
 }
+
+// maxUserRate is the largest rate guard accepts: a per-connection rate
+// near it (a benchmark lifting the limit) is not scaled past it.
+const maxUserRate = 1e9
 
 // userLimit fills the per-user bucket's unset fields from the
 // per-connection one.
-func userLimit(conn, user guard.LimitConfig) guard.LimitConfig {
+func userLimit(conn guard.LimitConfig, user guard.KeyedConfig) guard.KeyedConfig {
 	if conn.Rate == 0 {
 		conn.Rate = guard.DefaultRate
 	}
@@ -139,7 +143,7 @@ func userLimit(conn, user guard.LimitConfig) guard.LimitConfig {
 		conn.Burst = guard.DefaultBurst
 	}
 	if user.Rate == 0 {
-		user.Rate = conn.Rate * DefaultUserRateFactor
+		user.Rate = min(conn.Rate*DefaultUserRateFactor, maxUserRate)
 	}
 	if user.Burst == 0 {
 		user.Burst = conn.Burst * DefaultUserRateFactor
@@ -149,6 +153,13 @@ func userLimit(conn, user guard.LimitConfig) guard.LimitConfig {
 	}
 	if user.ResetAfter == 0 {
 		user.ResetAfter = conn.ResetAfter
+	}
+	if user.IdleAfter == 0 && user.Rate > 0 {
+		// A bucket may only be forgotten once it would be full again, so a
+		// slow refill (a low rate with a big burst) needs a longer idle
+		// time than the default.
+		refill := time.Duration(float64(user.Burst)/user.Rate*float64(time.Second)) + time.Second
+		user.IdleAfter = max(guard.DefaultIdleAfter, refill, user.ResetAfter, guard.DefaultResetAfter)
 	}
 	return user
 }

@@ -314,6 +314,10 @@ func (g *Gateway) sioDisconnect(c *socketio.Conn, reason error) {
 
 // --- native ---
 
+// eventSessionOffset is the native push, right after connected, whose
+// offset is where the session's delivery starts.
+const eventSessionOffset = "session:offset"
+
 // nativeState is the gateway's per-connection value in native.Session.
 type nativeState struct {
 	claims auth.Claims
@@ -391,6 +395,14 @@ func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset stri
 		} else {
 			from = pos
 		}
+	}
+	// Tell the client where its delivery starts, as an offset it can
+	// resume from: without it a fresh session that drops before its first
+	// push from the log would reconnect fresh and miss what came between.
+	// It goes out before any push of the session, so a client that keeps
+	// the offset of every push it receives never goes backwards.
+	if b, err := native.EncodePush(eventSessionOffset, map[string]string{"offset": g.offset(from)}, g.offset(from)); err == nil {
+		_ = c.Send(b)
 	}
 	if !g.startDelivery(c.Context(), s, from) {
 		s.end(native.CloseUnauthorized, errorPayload{Code: domain.CodeUnauthorized, Message: "session ended"}, "")

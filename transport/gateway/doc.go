@@ -55,4 +55,10 @@
 // (socket.recovered is false) and is sent an exception
 // {code:"invalid", message, event:"resume"} saying so; the native protocol
 // does the same for the auth frame's offset.
+//
+// The native protocol has no pid, so right after connected the gateway
+// pushes session:offset {offset} with the same offset on the frame: where
+// the session's delivery starts. A client that keeps the offset of every
+// push it receives (the Go client does) can then resume even when its
+// connection drops before its first push from the log.
 package gateway

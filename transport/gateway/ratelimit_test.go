@@ -131,3 +131,21 @@ func assertFlood(t *testing.T, acks []string) {
 		t.Fatalf("no request was rate_limited before the disconnect: %v", acks)
 	}
 }
+
+func TestThePerUserDefaultsAcceptEveryValidPerConnectionLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		conn guard.LimitConfig
+	}{
+		{"a limit lifted to the largest rate (benchmarks)", guard.LimitConfig{Rate: 1e9, Burst: 1 << 30}},
+		{"a low rate with the default burst, slower to refill than the default idle time", guard.LimitConfig{Rate: 1, Burst: 200}},
+		{"a fractional rate", guard.LimitConfig{Rate: 0.5, Burst: 1000}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *gateway.Config) { c.RateLimit = tc.conn })
+			c := h.connect(h.nurse("alice"), "")
+			mustOK(t, c.request("presence:query", map[string]any{"userIds": []string{"alice"}}))
+		})
+	}
+}

@@ -11,48 +11,51 @@ import (
 	"github.com/wardline/wardline/transport/auth"
 	"github.com/wardline/wardline/transport/gateway"
 	"github.com/wardline/wardline/transport/native"
+	"github.com/wardline/wardline/transport/native/client"
 )
 
 func TestNativeResumeByOffsetDeliversEverythingMissedInOrderThenLive(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.connect(h.nurse("alice"), "")
-	mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob"}}))
-	bob := h.connect(h.nurse("bob"), "")
-	mustOK(t, alice.request("message:send", map[string]any{"roomId": "ward", "content": "m1"}))
-	last := bob.waitPush("message:new", nil).Offset
-	_ = bob.conn.Close()
-	<-bob.done
+	alice := h.dialClient(h.nurse("alice"))
+	mustOK(t, alice.emit("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob"}}))
+	bob := h.dialClient(h.nurse("bob"))
+	mustOK(t, alice.emit("message:send", map[string]any{"roomId": "ward", "content": "m1"}))
+	bob.waitPush("message:new", nil)
+	last := bob.c.Offset()
+	if err := bob.c.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	const missed, during = 30, 30
 	for i := range missed {
-		mustOK(t, alice.request("message:send", map[string]any{"roomId": "ward", "content": "missed " + string(rune('a'+i%26))}))
+		mustOK(t, alice.emit("message:send", map[string]any{"roomId": "ward", "content": "missed " + string(rune('a'+i%26))}))
 	}
-	dm := decode[sendAck](t, alice.request("dm:send", map[string]any{"toUserId": "bob", "content": "while you were away"}))
+	dm := decode[sendAck](t, alice.emit("dm:send", map[string]any{"toUserId": "bob", "content": "while you were away"}))
 
 	// Keep writing while bob resumes, so that replay and live overlap.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for range during {
-			alice.request("message:send", map[string]any{"roomId": "ward", "content": "during"})
+			_, _ = alice.c.Emit(context.Background(), "message:send", map[string]any{"roomId": "ward", "content": "during"})
 		}
 	}()
-	bob = h.connect(h.nurse("bob"), last)
+	bob = h.dialClient(h.nurse("bob"), client.WithOffset(last))
 	<-done
-	mustOK(t, alice.request("message:send", map[string]any{"roomId": "ward", "content": "live"}))
+	mustOK(t, alice.emit("message:send", map[string]any{"roomId": "ward", "content": "live"}))
 
 	want := uint64(2)
 	sawDM := false
 	for want <= 1+missed+during+1 {
-		f := bob.next(func(f frame) bool { return f.Event == "message:new" || f.Event == "dm:new" }, "resumed pushes")
-		if f.Event == "dm:new" {
-			if sawDM || f.Offset != dm.Offset {
-				t.Fatalf("dm:new twice or with offset %q, want %q", f.Offset, dm.Offset)
+		p := bob.next(func(p client.Push) bool { return p.Event == "message:new" || p.Event == "dm:new" }, "resumed pushes")
+		if p.Event == "dm:new" {
+			if sawDM || p.Offset != dm.Offset {
+				t.Fatalf("dm:new twice or with offset %q, want %q", p.Offset, dm.Offset)
 			}
 			sawDM = true
 			continue
 		}
-		m := decode[msgPayload](t, f.Data)
+		m := decode[msgPayload](t, p.Data)
 		if m.Seq != want {
 			t.Fatalf("got seq %d, want %d: a gap, a duplicate or a reordering", m.Seq, want)
 		}
@@ -62,8 +65,41 @@ func TestNativeResumeByOffsetDeliversEverythingMissedInOrderThenLive(t *testing.
 		t.Fatal("the DM sent while bob was away was not replayed")
 	}
 	// Nothing more: a later event is the marker.
-	mustOK(t, alice.request("typing:start", map[string]any{"roomId": "ward"}))
+	mustOK(t, alice.emit("typing:start", map[string]any{"roomId": "ward"}))
 	bob.noPushBefore("message:new", func() { bob.waitPush("typing:user-typing", nil) })
+}
+
+func TestNativeClientReconnectsAfterANetworkDropAndResumesWithNothingLostOrRepeated(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.dialClient(h.nurse("alice"))
+	mustOK(t, alice.emit("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob"}}))
+	bob := h.dialClient(h.nurse("bob"), client.WithReconnect(client.Reconnect{MinDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}))
+	first := bob.c.SessionID()
+	mustOK(t, alice.emit("message:send", map[string]any{"roomId": "ward", "content": "m1"}))
+	bob.waitPush("message:new", nil)
+
+	// Cut every connection, then post over HTTP (alice's socket is cut
+	// too) while bob's client reconnects by itself.
+	h.listener.dropAll()
+	const missed = 40
+	for range missed {
+		h.postAsService(t, "ward", "while the network was down")
+	}
+	for want := uint64(2); want <= 1+missed; want++ {
+		m := decode[msgPayload](t, bob.waitPush("message:new", nil).Data)
+		if m.Seq != want {
+			t.Fatalf("got seq %d, want %d: a gap, a duplicate or a reordering", m.Seq, want)
+		}
+	}
+	if bob.c.SessionID() == first {
+		t.Fatal("the client did not reconnect (same session id)")
+	}
+	// Exactly one new connection announced itself.
+	bob.waitPush("connected", nil)
+	h.postAsService(t, "ward", "marker")
+	if m := decode[msgPayload](t, bob.waitPush("message:new", nil).Data); m.Seq != missed+2 {
+		t.Fatalf("after the resume got seq %d, want %d", m.Seq, missed+2)
+	}
 }
 
 func TestNativeResumeWithAnOffsetOfAnotherEpochStartsFreshAndSaysSo(t *testing.T) {
@@ -77,6 +113,10 @@ func TestNativeResumeWithAnOffsetOfAnotherEpochStartsFreshAndSaysSo(t *testing.T
 	f := c.waitPush("exception", nil)
 	if e := decode[struct{ Code, Event string }](t, f.Data); e.Code != "invalid" || e.Event != "resume" {
 		t.Fatalf("exception = %s", f.Data)
+	}
+	// The client is given an offset of this store to resume from instead.
+	if f := c.waitPush("session:offset", nil); f.Offset == "" || strings.HasPrefix(f.Offset, "another-epoch") {
+		t.Fatalf("session:offset after a refused resume = %s offset %q", f.Data, f.Offset)
 	}
 	mustOK(t, c.request("presence:query", map[string]any{"userIds": []string{"bob"}}))
 }
@@ -245,4 +285,22 @@ func TestDeletingABrowserSessionClosesItsSockets(t *testing.T) {
 		t.Fatalf("close %d, want 4401", code)
 	}
 	_ = domain.CodeInvalid
+}
+
+func TestANativeClientThatDropsBeforeItsFirstPushResumesFromWhereItsSessionStarted(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.dialClient(h.nurse("alice"))
+	mustOK(t, alice.emit("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob"}}))
+	bob := h.dialClient(h.nurse("bob"), client.WithReconnect(client.Reconnect{MinDelay: 300 * time.Millisecond, MaxDelay: 300 * time.Millisecond}))
+	start := bob.waitPush("session:offset", nil)
+	if start.Offset == "" || string(start.Data) != `{"offset":"`+start.Offset+`"}` {
+		t.Fatalf("session:offset = %s offset %q", start.Data, start.Offset)
+	}
+	// No push from the log has reached bob yet; the network fails, and a
+	// message is posted before his client is back.
+	h.listener.dropAll()
+	h.postAsService(t, "ward", "while the network was down")
+	if m := decode[msgPayload](t, bob.waitPush("message:new", nil).Data); m.Seq != 1 {
+		t.Fatalf("got seq %d, want 1", m.Seq)
+	}
 }

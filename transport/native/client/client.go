@@ -213,7 +213,10 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 
 // Events delivers pushes, exceptions included ({code, message, event} in
 // Data), in arrival order across reconnects; each (re)connection starts
-// with a "connected" push. It is closed when the client ends.
+// with a "connected" push, then (from a Wardline gateway) a
+// "session:offset" push whose offset is where the session's delivery
+// starts, so Offset is a valid resume point from then on. It is closed
+// when the client ends.
 func (c *Client) Events() <-chan Push { return c.events }
 
 // Offset is the offset of the last push received from the log; it is where
