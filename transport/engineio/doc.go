@@ -14,8 +14,9 @@
 //     close 1013) so the owner can let the client resume from its offset;
 //   - a WebSocket writer goroutine exists only while the queue is non-empty:
 //     Send starts it when idle, it drains the queue batch by batch and exits;
-//     each Engine.IO packet is one WebSocket frame written with gorilla's
-//     allocation-free WriteMessage path;
+//     each Engine.IO packet is one WebSocket frame, but the writer frames
+//     them itself and writes a whole batch (up to 64 frames) with one writev,
+//     where gorilla's WriteMessage costs a write(2) per frame;
 //   - a long-polling GET takes everything queued and joins it in one response;
 //   - one reader per WebSocket connection (the HTTP handler goroutine);
 //     message callbacks of one Socket never run concurrently;

@@ -14,7 +14,12 @@ import (
 // Server is an Engine.IO v4 server. Mount it at the Engine.IO path (for
 // Socket.IO, "/socket.io/"); it does not look at the URL path.
 type Server struct {
-	cfg Config
+	cfg      Config
+	upgrader websocket.Upgrader
+	// writePool holds gorilla's write buffer only while it writes a frame
+	// itself (handshake, "3probe"): the writer frames data frames itself.
+	writePool sync.Pool
+	frames    frameWriterPool
 
 	mu       sync.RWMutex
 	sockets  map[string]*Socket
@@ -30,7 +35,13 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, sockets: make(map[string]*Socket)}, nil
+	srv := &Server{cfg: cfg, sockets: make(map[string]*Socket)}
+	srv.upgrader = websocket.Upgrader{
+		WriteBufferPool: &srv.writePool,
+		// Origin policy is the owner's AllowRequest, checked before this.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return srv, nil
 }
 
 // Len is the number of sessions that are not closed yet.

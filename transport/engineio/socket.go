@@ -88,6 +88,12 @@ type Socket struct {
 	heartbeat    *time.Timer
 	graceTimer   *time.Timer
 
+	// wmu orders the writer's frames, which bypass gorilla's write lock,
+	// against the control frames the reader answers with (pong, the close
+	// reply). peerClosed is the connection whose close reply is written.
+	wmu        sync.Mutex
+	peerClosed *websocket.Conn
+
 	ctx     context.Context // cancelled when the socket stops being open
 	cancel  context.CancelFunc
 	aborted atomic.Bool   // state reached stateClosed; read by the writer per frame

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -21,7 +22,6 @@ const maxKeptReadBuffer = 16 << 10
 // closes conn. After a close frame the write side is sealed.
 func (s *Socket) writeLoop(conn *websocket.Conn) {
 	defer s.srv.wg.Done()
-	var scratch []byte // "4"+message for kindMessage items, reused within the burst
 	for {
 		s.mu.Lock()
 		if s.state == stateClosed {
@@ -58,7 +58,7 @@ func (s *Socket) writeLoop(conn *websocket.Conn) {
 		s.queueBytes = 0
 		s.mu.Unlock()
 
-		err := s.writeBatch(conn, batch, &scratch)
+		err := s.writeBatch(conn, batch)
 		clear(batch) // release the messages; the backing array is reused
 		if cap(batch) <= maxSpareItems {
 			s.mu.Lock()
@@ -78,30 +78,59 @@ func (s *Socket) writerExit() {
 	s.mu.Unlock()
 }
 
-func (s *Socket) writeBatch(conn *websocket.Conn, batch []item, scratch *[]byte) error {
-	timeout := s.srv.cfg.WriteTimeout
-	for _, it := range batch {
-		if s.aborted.Load() {
-			return nil
-		}
-		if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-			return err
-		}
-		var err error
-		switch it.kind {
-		case kindPacket:
-			err = conn.WriteMessage(websocket.TextMessage, it.data)
-		case kindMessage:
-			*scratch = AppendMessage((*scratch)[:0], it.data)
-			err = conn.WriteMessage(websocket.TextMessage, *scratch)
-		case kindBinary:
-			err = conn.WriteMessage(websocket.BinaryMessage, it.data)
-		}
-		if err != nil {
+func (s *Socket) writeBatch(conn *websocket.Conn, batch []item) error {
+	fw := s.srv.frames.get()
+	defer s.srv.frames.put(fw)
+	nc := conn.NetConn()
+	deadline := time.Now().Add(s.srv.cfg.WriteTimeout)
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), maxWritevFrames)]
+		batch = batch[len(chunk):]
+		if err := s.writeChunk(fw, conn, nc, chunk, deadline); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (s *Socket) writeChunk(fw *frameWriter, conn *websocket.Conn, nc net.Conn, chunk []item, deadline time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.aborted.Load() || s.peerClosed == conn {
+		return nil
+	}
+	// Set under wmu: the reader's control frames set their own deadline.
+	if err := nc.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	return fw.write(nc, chunk)
+}
+
+// guardWrites replaces gorilla's ping and close handlers, whose replies
+// would otherwise race the writer's frames, which bypass gorilla's write
+// lock: with wmu held no frame is split by another, and once the close
+// reply is written no data frame follows it.
+func (s *Socket) guardWrites(conn *websocket.Conn) {
+	conn.SetPingHandler(func(data string) error {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if s.peerClosed == conn {
+			return nil
+		}
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.srv.cfg.WriteTimeout))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil // as gorilla's default: the reader sees the failure next
+		}
+		return err
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		s.peerClosed = conn
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(closeWait))
+		return nil
+	})
 }
 
 // closeCode maps a close reason to the WebSocket close code the client sees.
@@ -208,20 +237,16 @@ func (s *Socket) readLoop(conn *websocket.Conn) {
 	s.finalize()
 }
 
-var upgrader = websocket.Upgrader{
-	// Origin policy is the owner's AllowRequest, checked before this.
-	CheckOrigin: func(*http.Request) bool { return true },
-}
-
 // serveWebSocketHandshake opens a session whose first transport is WebSocket.
 func (srv *Server) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request) {
-	conn, err := upgrader.Upgrade(w, r, nil)
+	conn, err := srv.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		srv.wg.Done() // the hold taken for this session; Upgrade answered the client
 		return
 	}
 	conn.SetReadLimit(int64(srv.cfg.MaxPayload))
 	s := newSocket(srv, r, newID(), transportWebSocket)
+	s.guardWrites(conn)
 	s.ws = conn
 	s.queue = append(s.queue, item{data: srv.openPacket(s.id, false), kind: kindPacket})
 	srv.open(s)
@@ -240,10 +265,11 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ok := s.state == stateOpen && s.transport == transportPolling && s.probe == nil
 	s.mu.Unlock()
-	conn, err := upgrader.Upgrade(w, r, nil)
+	conn, err := s.srv.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
+	s.guardWrites(conn)
 	if ok {
 		s.mu.Lock()
 		ok = s.state == stateOpen && s.transport == transportPolling && s.probe == nil

@@ -1,0 +1,121 @@
+package engineio_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/engineio"
+)
+
+// payloadOf makes the i-th test message: its index then filler up to size,
+// so a reader can tell a lost, reordered or corrupted frame apart.
+func payloadOf(i, size int) []byte {
+	b := fmt.Appendf(nil, "%06d:", i)
+	for len(b) < size {
+		b = append(b, byte('a'+len(b)%26))
+	}
+	return b[:max(size, 7)]
+}
+
+// sizeOf walks across the three header forms (7-bit, 16-bit, 64-bit
+// length) and their boundaries; a "4" is added to text messages.
+func sizeOf(i int) int {
+	sizes := []int{7, 100, 124, 125, 126, 127, 300, 65534, 65535, 65536, 70000, 20}
+	if i%89 == 0 {
+		return sizes[(i/89)%len(sizes)]
+	}
+	return sizes[i%len(sizes)] % 1000
+}
+
+func TestManyQueuedPacketsArriveAsOneFrameEachIntactAndInOrder(t *testing.T) {
+	const n = 3000
+	h := newHarness(t, false, func(c *engineio.Config) {
+		c.MaxQueueMessages = 10 * n
+		c.MaxQueueBytes = 256 << 20
+	})
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws))
+	s := recv(t, h.opened, "OnConnection")
+
+	type want struct {
+		typ  int
+		data []byte
+	}
+	wants := make([]want, 0, n)
+	for i := range n {
+		p := payloadOf(i, sizeOf(i))
+		var err error
+		switch i % 3 {
+		case 0:
+			err = s.Send(p)
+			wants = append(wants, want{websocket.TextMessage, append([]byte("4"), p...)})
+		case 1:
+			err = s.SendBinary(p)
+			wants = append(wants, want{websocket.BinaryMessage, p})
+		case 2:
+			pkt := engineio.AppendMessage(nil, p)
+			err = s.SendPacket(pkt)
+			wants = append(wants, want{websocket.TextMessage, pkt})
+		}
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	// A ping while frames stream: the pong must not split a data frame.
+	if err := ws.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for i, w := range wants {
+		typ, got, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if typ != w.typ || !bytes.Equal(got, w.data) {
+			t.Fatalf("frame %d: type %d, %d bytes %.20q…, want type %d, %d bytes %.20q…", i, typ, len(got), got, w.typ, len(w.data), w.data)
+		}
+	}
+}
+
+func TestWebSocketPingIsAnsweredWithItsPayload(t *testing.T) {
+	h := newHarness(t, true)
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws))
+	pong := make(chan string, 1)
+	ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+	if err := ws.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("4x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, ws); got != "4x" { // reading runs the pong handler
+		t.Fatalf("echo %q", got)
+	}
+	select {
+	case got := <-pong:
+		if got != "are you there" {
+			t.Fatalf("pong %q", got)
+		}
+	default:
+		t.Fatal("no pong before the echo")
+	}
+}
+
+func TestAWebSocketCloseFrameIsEchoedWithItsCode(t *testing.T) {
+	h := newHarness(t, false)
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws))
+	recv(t, h.opened, "OnConnection")
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "bye"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if code := readClose(t, ws); code != 4000 {
+		t.Fatalf("close reply code %d, want 4000", code)
+	}
+	recv(t, h.closed, "close")
+}
