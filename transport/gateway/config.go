@@ -35,6 +35,11 @@ const (
 	DefaultMaxQueueBytes    = 4 << 20
 	// DefaultMaxFrameSize is the largest frame or Engine.IO payload.
 	DefaultMaxFrameSize = 64 << 10
+	// DefaultPresenceGrace is how long a session's end waits before it is
+	// recorded, to absorb a quick reconnect; MaxPresenceGrace is the most
+	// DESIGN allows (user:offline within 5 s of the last session ending).
+	DefaultPresenceGrace = 2 * time.Second
+	MaxPresenceGrace     = 3 * time.Second
 	// DefaultUserRateFactor scales the per-connection rate limit into the
 	// per-user one when UserRateLimit leaves Rate or Burst unset: a user
 	// with a phone, a workstation and a tablet open is not throttled before
@@ -91,6 +96,12 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ExpiryWarning is how long before exp auth:expiring is sent.
 	ExpiryWarning time.Duration
+	// PresenceGrace delays recording a session's end (SessionEnded, and
+	// UserOffline for the user's last session) so that a reconnect within
+	// it shows roommates no user:offline/user:online flap. Zero means
+	// DefaultPresenceGrace; negative disables the grace; at most
+	// MaxPresenceGrace.
+	PresenceGrace time.Duration
 	// TypingMaxAge is the retention set on typing streams.
 	TypingMaxAge time.Duration
 	// PingInterval and PingTimeout tune the Engine.IO heartbeat (zero: the
@@ -118,6 +129,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExpiryWarning <= 0 {
 		c.ExpiryWarning = DefaultExpiryWarning
+	}
+	switch {
+	case c.PresenceGrace == 0:
+		c.PresenceGrace = DefaultPresenceGrace
+	case c.PresenceGrace < 0:
+		c.PresenceGrace = 0
 	}
 	if c.TypingMaxAge <= 0 {
 		c.TypingMaxAge = DefaultTypingMaxAge
@@ -176,6 +193,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Verifier is required", ErrInvalidConfig)
 	case len(c.Secret) < 32:
 		return fmt.Errorf("%w: Secret must be at least 32 bytes", ErrInvalidConfig)
+	case c.PresenceGrace > MaxPresenceGrace:
+		return fmt.Errorf("%w: PresenceGrace %v is over %v: user:offline must come within 5 s", ErrInvalidConfig, c.PresenceGrace, MaxPresenceGrace)
 	}
 	if err := c.RateLimit.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

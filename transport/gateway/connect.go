@@ -126,9 +126,9 @@ const (
 	reasonRevoked      = "revoked"
 )
 
-// endSession stops delivery to s and records its end (SessionEnded and,
-// for the user's last session, UserOffline). Only the first call for a
-// session does anything.
+// endSession stops delivery to s at once and records its end (SessionEnded
+// and, for the user's last session, UserOffline) after the presence grace.
+// Only the first call for a session does anything.
 func (g *Gateway) endSession(s *session, reason string) {
 	s.endOnce.Do(func() { g.recordEnd(s, reason) })
 }
@@ -137,14 +137,7 @@ func (g *Gateway) recordEnd(s *session, reason string) {
 	g.hub.unregister(s)
 	s.closeGone()
 	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Dec()
-	ctx, cancel := context.WithTimeout(g.ctx, endTimeout)
-	defer cancel()
-	cmd := domain.EndSession{UserID: s.userID, SessionID: s.id, Reason: reason}
-	if _, err := g.svc.execute(ctx, s.actor(), domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
-		return cmd.Decide(c, st.(*domain.Presence))
-	}, nil); err != nil {
-		g.cfg.Logger.Warn("gateway: record session end", "session", s.id, "err", err)
-	}
+	g.grace.end(s, reason)
 }
 
 // closeAuthSession closes the sockets of a browser session that DELETE

@@ -46,6 +46,18 @@
 // delivery (buffered) at the hub's current position P, replays the log from
 // its offset up to P, then flushes the buffer.
 //
+// # Presence
+//
+// A session's connection, delivery and metrics end at once, but its end is
+// recorded (EndSession on the user's presence stream: SessionEnded, and
+// UserOffline if it was the user's last open session) only after
+// Config.PresenceGrace, 2 s by default (at most 3 s, so user:offline still
+// comes within 5 s). A reconnect within the grace starts a new session
+// before the old one ends, so roommates see neither user:offline nor
+// user:online. The decision stays the domain's, on the shared presence
+// stream, so a reconnect to another node counts the same. Shutdown
+// records the ends still waiting at once.
+//
 // # Resume tokens
 //
 // The Socket.IO pid is "v1.<b64(user)>.<epoch>.<start position>.<b64(HMAC)>",

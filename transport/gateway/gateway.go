@@ -36,6 +36,7 @@ type Gateway struct {
 	pids     pidSigner
 	origin   *guard.OriginChecker
 	users    *guard.KeyedLimiter
+	grace    *endGrace
 	authn    auth.Authenticator
 	sessions *auth.Sessions
 	sio      *socketio.Server
@@ -78,6 +79,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.grace = newEndGrace(cfg.PresenceGrace, &g.wg, g.appendEnd)
 	g.table = g.handlers()
 	g.sessions, err = auth.NewSessions(auth.SessionConfig{
 		Key:      derive(cfg.Secret, sessionKeyLabel),
@@ -113,11 +115,14 @@ func (g *Gateway) OnApplied(ctx context.Context, batch []projections.Applied) {
 
 // Shutdown stops accepting connections, closes every WebSocket with 1001
 // (no Socket.IO DISCONNECT, so clients reconnect by themselves, elsewhere if
-// need be), records the end of the sessions, and waits for the gateway's
-// goroutines. When ctx ends first it returns ctx's error.
+// need be), records the end of the sessions (those waiting out the
+// presence grace at once), and waits for the gateway's goroutines. When ctx ends first it returns ctx's error.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	errSIO := g.sio.Shutdown(ctx)
 	errNat := g.nat.Shutdown(ctx)
+	// The node is going away: ends waiting out the presence grace are
+	// recorded now rather than lost.
+	g.grace.flush()
 	done := make(chan struct{})
 	go func() {
 		g.wg.Wait()

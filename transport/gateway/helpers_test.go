@@ -44,6 +44,15 @@ type harness struct {
 	minter   *auth.Minter
 	registry *prometheus.Registry
 	listener *trackingListener
+	cfg      gateway.Config
+}
+
+// config is the harness gateway's Config, without its metrics registry, to
+// build another Gateway from.
+func (h *harness) config() gateway.Config {
+	c := h.cfg
+	c.Registry = nil
+	return c
 }
 
 // trackingListener remembers accepted connections so a test can cut them
@@ -119,6 +128,7 @@ func newHarness(t testing.TB, adjust func(*gateway.Config)) *harness {
 	if adjust != nil {
 		adjust(&cfg)
 	}
+	h.cfg = cfg
 	h.gw, err = gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
