@@ -11,6 +11,7 @@ import (
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/projections/rooms"
+	"github.com/wardline/wardline/transport/auth"
 	"github.com/wardline/wardline/transport/guard"
 )
 
@@ -559,10 +560,15 @@ func (g *Gateway) authRefresh(ctx context.Context, s *session, raw json.RawMessa
 	claims, err := g.cfg.Verifier.Verify(ctx, req.Token)
 	if err != nil {
 		g.metrics.authFailures.WithLabelValues(s.transport, "refresh").Inc()
-		return nil, authError(err)
+		reason := "refused"
+		if r, ok := auth.ReasonOf(err); ok {
+			reason = r.String()
+		}
+		e := authError(err)
+		return nil, g.recordRefreshFailure(ctx, s, e, reason)
 	}
 	if claims.Subject != s.userID {
-		return nil, errForbiddenSub
+		return nil, g.recordRefreshFailure(ctx, s, errForbiddenSub, "subject_mismatch")
 	}
 	s.mu.Lock()
 	claims.SessionID = s.claims.SessionID
@@ -574,6 +580,18 @@ func (g *Gateway) authRefresh(ctx context.Context, s *session, raw json.RawMessa
 		return nil, err
 	}
 	return refreshRes{ExpiresAt: formatTime(claims.ExpiresAt)}, nil
+}
+
+// recordRefreshFailure appends AuthenticationFailed for a refused
+// auth:refresh (every authentication outcome is an event), attributed to
+// the session's user, and returns the refusal to answer with.
+func (g *Gateway) recordRefreshFailure(ctx context.Context, s *session, refusal *domain.Error, reason string) error {
+	c := g.svc.decisionContext(s.actor())
+	ev := domain.AuthenticationFailed{Code: string(refusal.Code), Reason: reason, Subject: s.userID, ClientAddr: s.addr, Method: methodRefresh}
+	if _, err := g.svc.appendAny(ctx, c, []domain.Event{ev}); err != nil {
+		return errors.Join(refusal, err)
+	}
+	return refusal
 }
 
 // withSuccess makes the ack envelope of a result: {"success":true, ...}.

@@ -27,6 +27,8 @@ const endTimeout = 5 * time.Second
 const (
 	methodSocketIOAuth auth.Method = "socketio-auth"
 	methodNativeAuth   auth.Method = "native-auth"
+	// methodRefresh names an auth:refresh in AuthenticationFailed.
+	methodRefresh = "refresh"
 )
 
 func derive(secret []byte, label string) []byte {
