@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -32,6 +33,9 @@ const (
 	// closeGracePeriod is how long a peer has to answer our close frame
 	// before the TCP connection is dropped.
 	closeGracePeriod = 3 * time.Second
+	// readBufferSize is gorilla's per-connection read buffer (it raises
+	// anything under 125 to 125, the largest control frame payload).
+	readBufferSize = 512
 )
 
 // Session is what authentication established for a connection.
@@ -196,6 +200,7 @@ type Server struct {
 	upgrader   websocket.Upgrader
 	writePool  sync.Pool
 	frames     frameWriterPool
+	readBufs   sync.Pool // *bytes.Buffer for incoming messages; at most MaxFrameSize grown
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -214,11 +219,17 @@ func NewServer(cfg Config) (*Server, error) {
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
 	}
+	s.readBufs.New = func() any { return new(bytes.Buffer) }
 	for _, ns := range cfg.Namespaces {
 		s.namespaces[strings.TrimPrefix(ns, "/")] = true
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteWait,
+		// gorilla only needs its read buffer for frame headers and control
+		// frames: payloads of a message's Read larger than the buffer go
+		// straight to the caller's slice. Left at 0, gorilla would keep the
+		// HTTP server's 4 KiB reader for the connection's life.
+		ReadBufferSize: readBufferSize,
 		// A pool means an idle connection holds no write buffer: with
 		// thousands of mostly idle sockets that is most of the memory.
 		WriteBufferPool: &s.writePool,
@@ -250,10 +261,14 @@ func (s *Server) namespaceOf(r *http.Request) (string, bool) {
 	return ns, s.namespaces[ns]
 }
 
-// ServeHTTP checks the handshake, upgrades and serves the connection until
-// it ends: the handler goroutine becomes the connection's reader, so a
-// connection costs no extra goroutine. Checks, in order: unknown namespace
-// 404, CheckRequest 403, shutting down 503, then Authenticate.
+// ServeHTTP checks the handshake, upgrades, and hands the connection to a
+// reader goroutine that the Server owns (Shutdown waits for it); it returns
+// once the connection is upgraded. Returning lets net/http drop what it
+// keeps for the request's life, about 8 KiB of bufio buffers and the
+// handler's grown stack, which an idle connection would otherwise hold
+// for hours; the new goroutine starts with a small stack. Checks, in order:
+// unknown namespace 404, CheckRequest 403, shutting down 503, then
+// Authenticate.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ns, ok := s.namespaceOf(r)
 	if !ok {
@@ -276,7 +291,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			s.wg.Done()
+		}
+	}()
 
 	var pre *Session
 	var preErr error
@@ -301,7 +321,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if late {
 		c.Close(CloseGoingAway, "going away")
 	}
-	c.serve(pre, preErr, r.URL.Query().Get("offset"))
+	offset := r.URL.Query().Get("offset")
+	handedOver = true
+	go func() {
+		defer s.wg.Done()
+		c.serve(pre, preErr, offset)
+	}()
 }
 
 func (s *Server) remove(c *Conn) {
