@@ -20,6 +20,7 @@ type Server struct {
 	// itself (handshake, "3probe"): the writer frames data frames itself.
 	writePool sync.Pool
 	frames    frameWriterPool
+	readBufs  sync.Pool // *[]byte for incoming WebSocket messages; see readMessage
 
 	mu       sync.RWMutex
 	sockets  map[string]*Socket
@@ -36,7 +37,15 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	srv := &Server{cfg: cfg, sockets: make(map[string]*Socket)}
+	srv.readBufs.New = func() any {
+		b := make([]byte, 0, 512)
+		return &b
+	}
 	srv.upgrader = websocket.Upgrader{
+		// gorilla needs its read buffer only for frame headers and control
+		// frames; larger reads go straight to the caller's slice. Left at
+		// 0 it would keep net/http's 4 KiB reader for the session's life.
+		ReadBufferSize:  512,
 		WriteBufferPool: &srv.writePool,
 		// Origin policy is the owner's AllowRequest, checked before this.
 		CheckOrigin: func(*http.Request) bool { return true },
