@@ -1,21 +1,23 @@
 // Drives Wardline's /chat gateway with the real socket.io-client.
 // Usage: node gateway-chat.mjs <base-url> <default|websocket>
-// Environment: TOKEN_ALICE, TOKEN_BOB (nurses), BAD_TOKEN, ROOM, and
-// TOKEN_SHORT (alice, expiring about two seconds after the script starts).
+// Environment: TOKEN_ALICE, TOKEN_BOB, TOKEN_CAROL (nurses), BAD_TOKEN and
+// ROOM.
 // The Go test transport/gateway/socketio_e2e_test.go starts the server and
 // runs this script. Protocol on stdio: the script prints "DROP" when it wants
 // the server to cut every connection (a network failure); the test cuts them,
-// posts a message to ROOM through the HTTP API and writes "DROPPED". At the
+// posts a message to ROOM through the HTTP API and writes "DROPPED". It
+// prints "SHORT" when it wants a token of alice's that expires in about two
+// seconds; the test answers "SHORT <token>". At the
 // end the script prints one JSON line of what it saw and exits 0, or prints
 // the failed step on stderr and exits 1.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
 const [base, mode] = process.argv.slice(2);
-const { TOKEN_ALICE, TOKEN_BOB, BAD_TOKEN, ROOM, TOKEN_SHORT } = process.env;
+const { TOKEN_ALICE, TOKEN_BOB, TOKEN_CAROL, BAD_TOKEN, ROOM } = process.env;
 const url = `${base}/chat`;
 const seen = { mode };
-const timer = setTimeout(() => fail("timed out"), 25000);
+const timer = setTimeout(() => fail("timed out"), 30000);
 
 function options(token) {
   const o = { auth: { token }, reconnectionDelay: 500, reconnectionDelayMax: 800 };
@@ -39,11 +41,14 @@ function once(emitter, event) {
 const lines = readline.createInterface({ input: process.stdin });
 const lineWaiters = new Map();
 lines.on("line", (line) => {
-  const w = lineWaiters.get(line.trim());
-  if (w) w();
+  const [word, ...rest] = line.trim().split(" ");
+  const w = lineWaiters.get(word);
+  if (w) w(rest.join(" "));
 });
-function waitLine(text) {
-  return new Promise((resolve) => lineWaiters.set(text, resolve));
+// waitLine resolves with the rest of the next line whose first word is
+// word.
+function waitLine(word) {
+  return new Promise((resolve) => lineWaiters.set(word, resolve));
 }
 
 async function connected(socket) {
@@ -93,6 +98,69 @@ async function main() {
   const [exc] = await exception;
   check(exc.code === "not_found" && exc.event === "room:join", "a failure without ack is an exception");
 
+  // Two sessions of one user: both receive the room's messages and DMs,
+  // and the sender's sessions receive their own DM too.
+  const alice2 = io(url, options(TOKEN_ALICE));
+  await connected(alice2);
+  const toBoth = [once(alice, "message:new"), once(alice2, "message:new")];
+  const fromBob = await bob.timeout(5000).emitWithAck("message:send", { roomId: ROOM, content: "to both" });
+  check(fromBob.success === true && fromBob.seq === 2, "bob's message:send ack");
+  for (const p of toBoth) {
+    const [m, o] = await p;
+    check(m.messageId === fromBob.messageId && o === fromBob.offset, "every session of a member receives message:new");
+  }
+  const dms = [once(alice, "dm:new"), once(alice2, "dm:new"), once(bob, "dm:new")];
+  const dm = await bob.timeout(5000).emitWithAck("dm:send", { toUserId: "alice", content: "call me" });
+  check(dm.success === true && typeof dm.messageId === "string" && typeof dm.offset === "string", "dm:send ack");
+  for (const p of dms) {
+    const [d, o] = await p;
+    check(d.messageId === dm.messageId && d.senderId === "bob" && d.toUserId === "alice" && o === dm.offset, "dm:new to both parties' sessions");
+  }
+  alice2.close();
+
+  // Typing reaches the other members, with its offset.
+  const typing = once(bob, "typing:user-typing");
+  const typed = await alice.timeout(5000).emitWithAck("typing:start", { roomId: ROOM });
+  check(typed.success === true, "typing:start ack");
+  const [ty, tyOffset] = await typing;
+  check(ty.roomId === ROOM && ty.userId === "alice" && typeof tyOffset === "string", "typing:user-typing payload");
+  const stopped = once(bob, "typing:user-stopped");
+  await alice.timeout(5000).emitWithAck("typing:stop", { roomId: ROOM });
+  await stopped;
+
+  // History, ascending by seq.
+  const history = await bob.timeout(5000).emitWithAck("history:fetch", { roomId: ROOM });
+  check(history.success === true && history.messages.length === 2 && history.messages[0].seq === 1 && history.messages[1].seq === 2, "history:fetch ascending");
+
+  // Presence edges: carol joins, goes away (user:offline within 5 s) and
+  // comes back (user:online), each seen by bob with an offset.
+  const carol = io(url, { ...options(TOKEN_CAROL), reconnection: false });
+  await connected(carol);
+  const carolJoined = once(bob, "room:user-joined");
+  check((await carol.timeout(5000).emitWithAck("room:join", { roomId: ROOM })).success === true, "carol joins");
+  const [cj] = await carolJoined;
+  check(cj.userId === "carol" && cj.roomId === ROOM, "room:user-joined payload");
+  const offline = new Promise((resolve) => bob.on("user:offline", (p, o) => p.userId === "carol" && resolve([p, o])));
+  const wentAt = Date.now();
+  carol.close();
+  const [, offOffset] = await offline;
+  check(Date.now() - wentAt < 5000 && typeof offOffset === "string", "user:offline within 5 s, with an offset");
+  const online = new Promise((resolve) => bob.on("user:online", (p, o) => p.userId === "carol" && resolve([p, o])));
+  const carolBack = io(url, { ...options(TOKEN_CAROL), reconnection: false });
+  await connected(carolBack);
+  await online;
+  const who = await bob.timeout(5000).emitWithAck("presence:query", { userIds: ["alice", "bob", "carol", "dave"] });
+  check(who.success === true && JSON.stringify(who.online) === JSON.stringify(["alice", "bob", "carol"]), "presence:query");
+  const carolLeft = once(bob, "room:user-left");
+  check((await carolBack.timeout(5000).emitWithAck("room:leave", { roomId: ROOM })).success === true, "room:leave ack");
+  const [cl] = await carolLeft;
+  check(cl.userId === "carol" && cl.roomId === ROOM, "room:user-left payload");
+  carolBack.close();
+
+  // auth:refresh keeps the session and answers the new expiry.
+  const refreshed = await alice.timeout(5000).emitWithAck("auth:refresh", { token: TOKEN_ALICE });
+  check(refreshed.success === true && typeof refreshed.expiresAt === "string", "auth:refresh ack");
+
   // Connection state recovery after the server cuts the connections.
   check(bob.recovered === false, "a first connection is not recovered");
   const missed = once(bob, "message:new");
@@ -102,7 +170,7 @@ async function main() {
   await back;
   check(bob.recovered === true, "bob reconnects with socket.recovered === true");
   const [m2, offset2] = await missed;
-  check(m2.content === "while you were away" && m2.seq === 2 && typeof offset2 === "string", "the missed message is replayed");
+  check(m2.content === "while you were away" && m2.seq === 3 && typeof offset2 === "string", "the missed message is replayed");
   seen.recovered = bob.recovered;
   seen.missedSeq = m2.seq;
 
@@ -116,7 +184,8 @@ async function main() {
 
   // Automatic logoff at exp: auth:expiring, auth:expired {reason}, then a
   // server DISCONNECT (the client does not reconnect by itself).
-  const short = io(url, options(TOKEN_SHORT));
+  console.log("SHORT");
+  const short = io(url, options(await waitLine("SHORT")));
   const expiring = once(short, "auth:expiring");
   const expired = once(short, "auth:expired");
   const gone = once(short, "disconnect");

@@ -52,8 +52,8 @@ func TestRealSocketIOClientChatsAndRecoversItsConnectionState(t *testing.T) {
 			cmd := exec.CommandContext(ctx, node, "gateway-chat.mjs", h.srv.URL, mode)
 			cmd.Dir = e2eDir
 			cmd.Env = append(os.Environ(),
-				"TOKEN_ALICE="+h.nurse("alice"), "TOKEN_BOB="+h.nurse("bob"),
-				"BAD_TOKEN="+h.nurse("alice")[:20]+"x.y.z", "ROOM="+room, "TOKEN_SHORT="+h.shortToken(t, "alice", 3*time.Second))
+				"TOKEN_ALICE="+h.nurse("alice"), "TOKEN_BOB="+h.nurse("bob"), "TOKEN_CAROL="+h.nurse("carol"),
+				"BAD_TOKEN="+h.nurse("alice")[:20]+"x.y.z", "ROOM="+room)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			stdin, err := cmd.StdinPipe()
@@ -71,6 +71,12 @@ func TestRealSocketIOClientChatsAndRecoversItsConnectionState(t *testing.T) {
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
 				line := sc.Text()
+				if line == "SHORT" {
+					if _, err := io.WriteString(stdin, "SHORT "+h.shortToken(t, "alice", 2*time.Second)+"\n"); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				if line != "DROP" {
 					result = line
 					continue
@@ -95,7 +101,7 @@ func TestRealSocketIOClientChatsAndRecoversItsConnectionState(t *testing.T) {
 			if err := json.Unmarshal([]byte(result), &seen); err != nil {
 				t.Fatalf("script output %q: %v", result, err)
 			}
-			if !seen.Recovered || seen.MissedSeq != 2 || seen.BadToken != "unauthorized" || seen.Transport != "websocket" || seen.Expiry != "io server disconnect" {
+			if !seen.Recovered || seen.MissedSeq != 3 || seen.BadToken != "unauthorized" || seen.Transport != "websocket" || seen.Expiry != "io server disconnect" {
 				t.Fatalf("script saw %+v", seen)
 			}
 		})
