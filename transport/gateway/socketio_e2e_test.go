@@ -16,6 +16,7 @@ import (
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/transport/auth"
 	"github.com/wardline/wardline/transport/gateway"
+	"github.com/wardline/wardline/transport/guard"
 )
 
 // e2eDir holds the Node scripts and their node_modules (socket.io-client).
@@ -148,4 +149,40 @@ func (h *harness) shortToken(t testing.TB, sub string, ttl time.Duration) string
 		t.Fatal(err)
 	}
 	return tok
+}
+
+func TestRealSocketIOClientFloodingIsRateLimitedThenDisconnectedByTheServer(t *testing.T) {
+	node := requireNode(t)
+	for _, mode := range []string{"default", "websocket"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, func(c *gateway.Config) {
+				c.RateLimit = guard.LimitConfig{Rate: 1, Burst: 5, DisconnectAfter: 300 * time.Millisecond, ResetAfter: time.Second}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "gateway-flood.mjs", h.srv.URL, mode)
+			cmd.Dir = e2eDir
+			cmd.Env = append(os.Environ(), "TOKEN="+h.nurse("alice"))
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node: %v\nstderr: %s", err, stderr.String())
+			}
+			var seen struct {
+				Acks      []string `json:"acks"`
+				Exception struct {
+					Code, Event string
+				} `json:"exception"`
+				Reason string `json:"reason"`
+			}
+			if err := json.Unmarshal(out, &seen); err != nil {
+				t.Fatalf("script output %q: %v", out, err)
+			}
+			assertFlood(t, seen.Acks)
+			if seen.Exception.Code != "rate_limited" || seen.Exception.Event != "presence:query" || seen.Reason != "io server disconnect" {
+				t.Fatalf("script saw %+v", seen)
+			}
+		})
+	}
 }
