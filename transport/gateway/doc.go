@@ -46,6 +46,29 @@
 // delivery (buffered) at the hub's current position P, replays the log from
 // its offset up to P, then flushes the buffer.
 //
+// The replay is served from memory when it can be: the hub keeps a bounded
+// ring of the latest routed pushes (4096 entries, about 8 MiB; events nobody
+// may see take no entry) with their recipients and their frames, encoded
+// at most once per transport for the live recipients. A window (from, P]
+// that lies within the ring is filtered from it without reading, decoding
+// or routing anything again; one that starts before the ring reads the log
+// until the rest lies within it. A fresh session's window is only what was
+// committed between reading the head and registering (a few events, or
+// many during a connect storm, when each of hundreds of connecting
+// sessions used to re-read all of the others' events); it is empty most of
+// the time and then costs no goroutine. Nothing committed after the head
+// was read is lost either way: the hub's position and its ring are updated
+// under the same lock as registration, so each event after the head either
+// is at or before P (in the window) or reaches the registered session
+// live. The ring is filled from the batches the hub has seen, so after a
+// start its coverage begins at the first event the Runner handed over.
+//
+// Fan-out lists a batch's recipients under the hub's lock and sends after
+// releasing it, so connects and disconnects never wait for a fan-out; the
+// gateway's share of a delivery allocates nothing per recipient
+// (BenchmarkHubFanOut). Member lists are cached per room and dropped when
+// a batch changes the room's membership.
+//
 // # Presence
 //
 // A session's connection, delivery and metrics end at once, but its end is
