@@ -165,7 +165,11 @@ func TestASlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
 	alice := h.connect(h.nurse("alice"), "")
 	mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob", "slow"}}))
 	bob := h.connect(h.nurse("bob"), "")
+	// Small server-side socket buffers for the slow consumer only, so that
+	// it falls behind after a few messages rather than megabytes.
+	h.listener.sendBuffer.Store(4096)
 	slow, _, err := h.dialNativeUnread(h.nurse("slow"))
+	h.listener.sendBuffer.Store(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +180,7 @@ func TestASlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
 		}
 	}
 
-	const n = 400
+	const n = 100
 	content := strings.Repeat("x", 15<<10)
 	go func() {
 		for range n {

@@ -23,11 +23,15 @@ func TestASlowSocketIOConsumerIsClosedWhileAnotherSocketIOClientKeepsReceiving(t
 	alice := h.connect(h.nurse("alice"), "")
 	mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob", "slow"}}))
 	bob := h.connectSocketIO(h.nurse("bob"))
+	// Small server-side socket buffers for the slow consumer only, so that
+	// its queue overflows after a few messages rather than megabytes.
+	h.listener.sendBuffer.Store(4096)
 	h.dialSocketIOUnread(h.nurse("slow"))
+	h.listener.sendBuffer.Store(0)
 	waitFor(t, "the slow consumer's session to be recorded", func() bool { return len(h.presence.SessionsOf("slow")) > 0 })
 	alice.waitPush("user:online", func(f frame) bool { return string(f.Data) == `{"userId":"slow"}` })
 
-	const n = 400
+	const n = 100
 	content := strings.Repeat("x", 15<<10)
 	sent := make(chan struct{})
 	go func() {
