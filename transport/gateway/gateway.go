@@ -48,6 +48,10 @@ type Gateway struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// stopping is set (under spawnMu) before Shutdown waits for wg, so
+	// that no goroutine is added to wg while it is being waited for.
+	spawnMu  sync.Mutex
+	stopping bool
 
 	// revokedAt remembers browser sessions ended here (DELETE
 	// /api/v1/sessions), so a socket of one that was still connecting is
@@ -123,6 +127,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	// The node is going away: ends waiting out the presence grace are
 	// recorded now rather than lost.
 	g.grace.flush()
+	g.spawnMu.Lock()
+	g.stopping = true
+	g.spawnMu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		g.wg.Wait()
@@ -136,6 +143,18 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.cancel()
 	return errors.Join(errSIO, errNat, err)
+}
+
+// spawn runs fn on a goroutine the gateway owns (Shutdown waits for it)
+// and reports true, or reports false once Shutdown has begun waiting.
+func (g *Gateway) spawn(fn func()) bool {
+	g.spawnMu.Lock()
+	defer g.spawnMu.Unlock()
+	if g.stopping {
+		return false
+	}
+	g.wg.Go(fn)
+	return true
 }
 
 func (g *Gateway) newSocketIO() error {

@@ -116,7 +116,7 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore
 		s.finishReplay()
 		return true
 	}
-	g.wg.Go(func() {
+	if !g.spawn(func() {
 		err := g.replayRecent(ctx, s, pushes)
 		if err == nil && !inRing {
 			err = g.replay(ctx, s, from, live)
@@ -127,7 +127,9 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore
 			return
 		}
 		s.finishReplay()
-	})
+	}) {
+		s.closeTryAgain() // shutting down: the client resumes elsewhere
+	}
 	return true
 }
 

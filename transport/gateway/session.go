@@ -83,7 +83,7 @@ func (s *session) deliver(p *push) {
 			// Live traffic outran the replay: the client is a slow consumer.
 			s.closed = true
 			s.slowConsumer()
-			s.g.wg.Go(s.closeTryAgain)
+			s.g.spawn(s.closeTryAgain)
 			return
 		}
 		s.buffer = append(s.buffer, p)
@@ -132,7 +132,8 @@ func isOverflow(err error) bool {
 // (it may run under the hub's lock).
 func (s *session) slowConsumer() {
 	if s.markSlow() {
-		s.g.wg.Go(func() { s.g.endSession(s, reasonSlowConsumer) })
+		// Once Shutdown waits, the transport's close handler ends it.
+		s.g.spawn(func() { s.g.endSession(s, reasonSlowConsumer) })
 	}
 }
 
