@@ -195,8 +195,15 @@ func (h *hub) onApplied(_ context.Context, batch []projections.Applied) {
 		d.s.deliver(d.push)
 		out[i] = delivery{} // the reused list must not keep sessions or pushes alive
 	}
+	if cap(out) > maxKeptFanout {
+		out = nil // one huge batch does not pin its list for good
+	}
 	h.fanout = out[:0]
 }
+
+// maxKeptFanout bounds the delivery list kept between batches (16 bytes an
+// entry).
+const maxKeptFanout = 1 << 14
 
 // forgetMembers drops the cached member lists of the rooms whose
 // membership batch changes, before anything in the batch is routed: routing
@@ -248,16 +255,11 @@ func (h *hub) route(a projections.Applied) (route, bool) {
 	if !ok {
 		return route{}, false
 	}
-	r.push = h.newPush(event, a, mustJSON(data))
-	return r, true
-}
-
-func (h *hub) newPush(event string, a projections.Applied, data json.RawMessage) *push {
-	p := &push{
+	r.push = &push{
 		event: event, pos: a.Position, offset: eventstore.FormatOffset(h.epoch, a.Position),
-		data: data, recordedAt: a.RecordedAt,
+		data: mustJSON(data), recordedAt: a.RecordedAt,
 	}
-	return p
+	return r, true
 }
 
 // roomMembers returns the sorted user ids of roomID's members, shared:
