@@ -18,9 +18,11 @@
 // connection are handled strictly in the order they were sent and at most one
 // is in flight. A slow command therefore delays only its own connection (TCP
 // back-pressure reaches that client); connections run in parallel, which is
-// what lets the store group-commit many clients' appends. A writer goroutine
-// exists only while a connection has frames queued: it drains the queue back
-// to back and exits, so an idle connection costs one goroutine.
+// what lets the store group-commit many clients' appends. A connection has a
+// writer only while it has frames queued: the writer drains the queue back to
+// back, then goes back to a small set of writer goroutines the Server shares
+// among its connections (a writer idle for 250 ms exits), so an idle
+// connection costs one goroutine and a busy one no goroutine start per burst.
 //
 // Writing: the writer frames text messages itself and writes a whole batch
 // (up to 64 frames) with one writev over the hijacked connection, the

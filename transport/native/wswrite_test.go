@@ -3,8 +3,11 @@ package native_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +115,67 @@ func TestAClientCloseIsEchoedWithItsCode(t *testing.T) {
 		t.Fatalf("close reply text %q", ce.Text)
 	}
 	h.waitClose()
+}
+
+// Over TLS the writer cannot writev the socket and copies a batch into one
+// buffer for a single Write instead; the frames must be the same.
+func TestQueuedFramesArriveIntactOverTLS(t *testing.T) {
+	const frames = 500
+	connects := make(chan *native.Conn, 1)
+	srv, err := native.NewServer(native.Config{
+		Namespaces: []string{"chat"},
+		Authenticate: func(*http.Request) (native.Session, error) {
+			return native.Session{UserID: "u1"}, nil
+		},
+		OnAuth: func(context.Context, *native.Conn, string, string) (native.Session, error) {
+			return native.Session{}, native.ErrNoCredentials
+		},
+		OnConnect: func(_ context.Context, c *native.Conn, _ string) { connects <- c },
+		OnEvent: func(context.Context, *native.Conn, string, json.RawMessage) (any, error) {
+			return nil, nil
+		},
+		SendQueueMessages: 10 * frames,
+		SendQueueBytes:    64 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws/{namespace}", srv)
+	ts := httptest.NewTLSServer(mux)
+	defer ts.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	d := websocket.Dialer{TLSClientConfig: ts.Client().Transport.(*http.Transport).TLSClientConfig}
+	ws, _, err := d.Dial("wss"+strings.TrimPrefix(ts.URL, "https")+"/ws/chat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil { // the connected push
+		t.Fatal(err)
+	}
+	conn := <-connects
+	want := make([][]byte, frames)
+	for i := range want {
+		want[i] = payloadOf(i, sizeOf(i))
+		if err := conn.Send(want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range want {
+		typ, got, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if typ != websocket.TextMessage || !bytes.Equal(got, want[i]) {
+			t.Fatalf("frame %d: type %d, %d bytes, want %d bytes", i, typ, len(got), len(want[i]))
+		}
+	}
 }
