@@ -12,8 +12,10 @@
 //   - each Socket has a bounded send queue (messages and bytes); Send never
 //     blocks, and an overflow closes the socket with ErrQueueFull (WebSocket
 //     close 1013) so the owner can let the client resume from its offset;
-//   - a WebSocket writer goroutine exists only while the queue is non-empty:
-//     Send starts it when idle, it drains the queue batch by batch and exits;
+//   - a socket has a WebSocket writer only while its queue is non-empty:
+//     Send hands the socket to an idle writer goroutine of the Server (or
+//     starts one), which drains the queue batch by batch and goes back to
+//     wait for another socket (a writer idle for 250 ms exits);
 //     each Engine.IO packet is one WebSocket frame, but the writer frames
 //     them itself and writes a whole batch (up to 64 frames) with one writev,
 //     where gorilla's WriteMessage costs a write(2) per frame;

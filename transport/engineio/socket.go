@@ -91,8 +91,9 @@ type Socket struct {
 	// wmu orders the writer's frames, which bypass gorilla's write lock,
 	// against the control frames the reader answers with (pong, the close
 	// reply). peerClosed is the connection whose close reply is written.
-	wmu        sync.Mutex
-	peerClosed *websocket.Conn
+	wmu           sync.Mutex
+	peerClosed    *websocket.Conn
+	writeDeadline time.Time // of ws, as last set by the writer; zero if unknown
 
 	ctx     context.Context // cancelled when the socket stops being open
 	cancel  context.CancelFunc
@@ -246,7 +247,7 @@ func (s *Socket) startWriterLocked() {
 	}
 	s.writerOn = true
 	s.srv.wg.Add(1)
-	go s.writeLoop(s.ws)
+	s.srv.startWriter(writeJob{s, s.ws})
 }
 
 func (s *Socket) signal() {
