@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the local services the integration tests use, if they are not
+# Starts the local services the integration tests use (PostgreSQL), if they are not
 # already running (go-svc machines start them before a session; this makes
 # a restarted or fresh machine behave the same). Idempotent.
 set -uo pipefail
@@ -23,16 +23,5 @@ if ! up 127.0.0.1 5432; then
 fi
 wait_up PostgreSQL 127.0.0.1 5432
 
-if ! up 127.0.0.1 6379; then
-  echo "starting Redis"
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
-fi
-wait_up Redis 127.0.0.1 6379
-
-if ! up 127.0.0.1 4222; then
-  echo "starting NATS with JetStream"
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || true
-fi
-wait_up NATS 127.0.0.1 4222
+# Redis and NATS (6379, 4222) are not started: no test uses them yet. The
+# cross-node bus over watermill will, and will add them here.
