@@ -571,8 +571,7 @@ func (g *Gateway) authRefresh(ctx context.Context, s *session, raw json.RawMessa
 		return nil, g.recordRefreshFailure(ctx, s, errForbiddenSub, "subject_mismatch")
 	}
 	s.mu.Lock()
-	claims.SessionID = s.claims.SessionID
-	s.claims = claims
+	s.setClaimsLocked(claims)
 	s.mu.Unlock()
 	s.scheduleExpiry()
 	c := g.svc.decisionContext(s.actor())

@@ -95,7 +95,9 @@ func (g *Gateway) newSession(id string, claims auth.Claims, method auth.Method, 
 	if err != nil {
 		return nil, err
 	}
-	return &session{g: g, id: id, userID: claims.Subject, claims: claims, method: method, transport: transport, addr: addr, limiter: lim}, nil
+	s := &session{g: g, id: id, userID: claims.Subject, authSession: claims.SessionID, method: method, transport: transport, addr: addr, limiter: lim}
+	s.setClaimsLocked(claims)
+	return s, nil
 }
 
 // openSession records the session (AuthenticationSucceeded, then
@@ -104,9 +106,8 @@ func (g *Gateway) newSession(id string, claims auth.Claims, method auth.Method, 
 func (g *Gateway) openSession(ctx context.Context, s *session) error {
 	actor := s.actor()
 	c := g.svc.decisionContext(actor)
-	claims := s.currentClaims()
 	if _, err := g.svc.appendAny(ctx, c, []domain.Event{domain.AuthenticationSucceeded{
-		UserID: s.userID, SessionID: s.id, Method: string(s.method), ExpiresAt: claims.ExpiresAt,
+		UserID: s.userID, SessionID: s.id, Method: string(s.method), ExpiresAt: s.expires(),
 	}}); err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ func (g *Gateway) closeAuthSession(sessionID string) {
 	}
 	g.revokedAt[sessionID] = now
 	g.revokedMu.Unlock()
-	for _, s := range g.hub.sessions(func(s *session) bool { return s.currentClaims().SessionID == sessionID }) {
+	for _, s := range g.hub.sessions(func(s *session) bool { return s.authSessionID() == sessionID }) {
 		s.end(native.CloseUnauthorized, errorPayload{Code: domain.CodeUnauthorized, Message: "session ended"}, "")
 	}
 }
@@ -314,6 +315,8 @@ func (g *Gateway) sioDisconnect(c *socketio.Conn, reason error) {
 const eventSessionOffset = "session:offset"
 
 // nativeState is the gateway's per-connection value in native.Session.
+// The transport keeps it as long as the connection lives, so what only the
+// connect needs (the claims) is dropped once the session holds its part.
 type nativeState struct {
 	claims auth.Claims
 	method auth.Method
@@ -380,7 +383,7 @@ func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset stri
 		c.Close(native.CloseTryAgain, "unavailable")
 		return
 	}
-	st.s = s
+	st.s, st.claims = s, auth.Claims{}
 	from := st.head
 	if offset != "" {
 		pos, err := eventstore.ParseOffset(g.cfg.Store.Epoch(), offset)

@@ -102,7 +102,7 @@ func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore
 	s.after, s.replaying = from, true
 	s.mu.Unlock()
 	live := g.hub.register(s)
-	if g.revoked(s.currentClaims().SessionID) {
+	if g.revoked(s.authSessionID()) {
 		return false
 	}
 	var (

@@ -43,10 +43,17 @@ type session struct {
 	// close.
 	endOnce sync.Once
 
-	mu        sync.Mutex
-	claims    auth.Claims
-	expiring  *time.Timer
-	expired   *time.Timer
+	mu sync.Mutex
+	// roles, expiresAt and authSession are what the session needs of its
+	// token's claims; the rest (issuer, audience, jti, ...) is not kept:
+	// an idle connection should hold as little as possible.
+	roles       []domain.Role
+	expiresAt   time.Time
+	authSession string
+	// expiry is the one timer of the token's expiry: armed first for the
+	// auth:expiring warning, then re-armed for the automatic logoff.
+	expiry    *time.Timer
+	warned    bool
 	replaying bool
 	buffer    []*push
 	// after is the position of the last event from the log this session was
@@ -57,17 +64,31 @@ type session struct {
 
 func (s *session) actor() domain.Actor {
 	s.mu.Lock()
-	c := s.claims
+	roles := s.roles
 	s.mu.Unlock()
-	a := c.Actor()
-	a.SessionID, a.ClientAddr = s.id, s.addr
-	return a
+	return domain.Actor{UserID: s.userID, Roles: roles, SessionID: s.id, ClientAddr: s.addr}
 }
 
-func (s *session) currentClaims() auth.Claims {
+// setClaimsLocked keeps what the session needs of claims; authSession (the
+// browser session a cookie names) is only set when the session starts, as
+// a refreshed token does not carry it.
+func (s *session) setClaimsLocked(c auth.Claims) {
+	s.roles, s.expiresAt = c.Roles, c.ExpiresAt
+}
+
+// authSessionID is the browser session the connection authenticated with
+// (empty for a bearer token).
+func (s *session) authSessionID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.claims
+	return s.authSession
+}
+
+// expires is the current token's expiry.
+func (s *session) expires() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiresAt
 }
 
 // deliver offers a push from the hub: sent at once, buffered while the
@@ -228,7 +249,9 @@ func (s *session) end(code int, e errorPayload, event string) {
 	}
 }
 
-// scheduleExpiry (re)arms auth:expiring and the automatic logoff at exp.
+// scheduleExpiry (re)arms auth:expiring and the automatic logoff at the
+// token's expiry, with one timer: it fires first for the warning and is
+// then reset for the logoff.
 func (s *session) scheduleExpiry() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,31 +259,42 @@ func (s *session) scheduleExpiry() {
 	if s.closed {
 		return
 	}
-	exp := s.claims.ExpiresAt
-	now := s.g.cfg.Now()
-	warnIn := max(exp.Sub(now)-s.g.cfg.ExpiryWarning, 0)
-	s.expiring = time.AfterFunc(warnIn, func() {
+	exp := s.expiresAt
+	s.warned = false
+	warnIn := max(exp.Sub(s.g.cfg.Now())-s.g.cfg.ExpiryWarning, 0)
+	s.expiry = time.AfterFunc(warnIn, func() { s.expiryTimer(exp) })
+}
+
+// expiryTimer is the expiry timer armed for exp firing: the warning the
+// first time, the logoff the second. A timer of an expiry that a refresh
+// replaced does nothing.
+func (s *session) expiryTimer(exp time.Time) {
+	s.mu.Lock()
+	if s.closed || !s.expiresAt.Equal(exp) {
+		s.mu.Unlock()
+		return
+	}
+	if !s.warned {
+		s.warned = true
+		s.expiry.Reset(max(exp.Sub(s.g.cfg.Now()), 0))
+		s.mu.Unlock()
 		s.emit("auth:expiring", map[string]string{"expiresAt": formatTime(exp)})
-	})
-	s.expired = time.AfterFunc(max(exp.Sub(now), 0), func() { s.expire(exp) })
+		return
+	}
+	s.mu.Unlock()
+	s.expire(exp)
 }
 
 func (s *session) stopTimersLocked() {
-	if s.expiring != nil {
-		s.expiring.Stop()
-	}
-	if s.expired != nil {
-		s.expired.Stop()
+	if s.expiry != nil {
+		s.expiry.Stop()
 	}
 }
 
 // expire is the automatic logoff at exp, the expiry the timer was armed
 // for.
 func (s *session) expire(exp time.Time) {
-	s.mu.Lock()
-	current := s.claims.ExpiresAt
-	s.mu.Unlock()
-	if !current.Equal(exp) {
+	if !s.expires().Equal(exp) {
 		return // refreshed meanwhile
 	}
 	switch s.transport {
