@@ -18,6 +18,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
@@ -58,12 +59,91 @@ type state struct {
 	users map[string]*user // only users who are online or have a session
 }
 
+// user is one user's presence. It is kept small, as every connected user
+// has one: a user has few sessions, so a slice (in no particular order;
+// queries sort) serves better than a map, and each session is a compact
+// record rather than a Session.
 type user struct {
 	online   bool // between UserOnline and UserOffline
-	sessions map[string]Session
+	sessions []record
+}
+
+// record is an open session as the model keeps it: the user id is the
+// user's key, the start is milliseconds since the Unix epoch (UTC,
+// millisecond precision, as recorded), and the namespace, transport and
+// node, shared by many sessions, are one interned value.
+type record struct {
+	id      string
+	addr    string
+	where   unique.Handle[origin]
+	started int64
+}
+
+// origin is where a session runs: few distinct values across all sessions.
+type origin struct {
+	namespace, transport, node string
+}
+
+func newRecord(s Session) record {
+	return record{
+		id: s.SessionID, addr: s.ClientAddr, started: s.StartedAt.UnixMilli(),
+		where: unique.Make(origin{namespace: s.Namespace, transport: s.Transport, node: s.NodeID}),
+	}
+}
+
+func (r *record) session(userID string) Session {
+	o := r.where.Value()
+	return Session{
+		SessionID: r.id, UserID: userID, Namespace: o.namespace, Transport: o.transport,
+		NodeID: o.node, ClientAddr: r.addr, StartedAt: time.UnixMilli(r.started).UTC(),
+	}
 }
 
 func (u *user) isOnline() bool { return u != nil && (u.online || len(u.sessions) > 0) }
+
+// find returns the index of session id in u.sessions, or -1.
+func (u *user) find(id string) int {
+	for i := range u.sessions {
+		if u.sessions[i].id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// put records r, replacing a session of the same id.
+func (u *user) put(r record) {
+	if i := u.find(r.id); i >= 0 {
+		u.sessions[i] = r
+		return
+	}
+	u.sessions = append(u.sessions, r)
+}
+
+// remove forgets session id; the order of the rest does not matter.
+func (u *user) remove(id string) {
+	i := u.find(id)
+	if i < 0 {
+		return
+	}
+	last := len(u.sessions) - 1
+	u.sessions[i] = u.sessions[last]
+	u.sessions[last] = record{}
+	u.sessions = u.sessions[:last]
+	if last == 0 {
+		u.sessions = nil // release the backing array of a user now idle
+	}
+}
+
+// sessionsByID returns u's sessions of userID as Sessions, by session id.
+func (u *user) sessionsByID(userID string) []Session {
+	out := make([]Session, 0, len(u.sessions))
+	for i := range u.sessions {
+		out = append(out, u.sessions[i].session(userID))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
+	return out
+}
 
 // New returns an empty model.
 func New() *Model { return &Model{st: &state{users: map[string]*user{}}} }
@@ -98,7 +178,7 @@ func (m *Model) IsOnline(userID string) bool {
 func (m *Model) SessionsOf(userID string) []Session {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.st.users[userID].list()
+	return m.st.users[userID].list(userID)
 }
 
 // AllSessions returns every open session, by user id, then oldest first.
@@ -112,18 +192,18 @@ func (m *Model) AllSessions() []Session {
 	sort.Strings(ids)
 	var out []Session
 	for _, id := range ids {
-		out = append(out, m.st.users[id].list()...)
+		out = append(out, m.st.users[id].list(id)...)
 	}
 	return out
 }
 
-func (u *user) list() []Session {
+func (u *user) list(userID string) []Session {
 	if u == nil {
 		return []Session{}
 	}
 	out := make([]Session, 0, len(u.sessions))
-	for _, s := range u.sessions {
-		out = append(out, s)
+	for i := range u.sessions {
+		out = append(out, u.sessions[i].session(userID))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StartedAt.Equal(out[j].StartedAt) {
@@ -171,14 +251,13 @@ func (m *Model) Apply(_ context.Context, batch []projections.Applied) error {
 func (st *state) apply(a *projections.Applied) {
 	switch e := a.Envelope.Event.(type) {
 	case domain.SessionStarted:
-		u := st.user(e.UserID)
-		u.sessions[e.SessionID] = Session{
-			SessionID: e.SessionID, UserID: e.UserID, Namespace: e.Namespace, Transport: e.Transport,
-			NodeID: e.NodeID, ClientAddr: e.ClientAddr, StartedAt: a.Envelope.Time.UTC().Truncate(time.Millisecond),
-		}
+		st.user(e.UserID).put(newRecord(Session{
+			SessionID: e.SessionID, Namespace: e.Namespace, Transport: e.Transport,
+			NodeID: e.NodeID, ClientAddr: e.ClientAddr, StartedAt: a.Envelope.Time,
+		}))
 	case domain.SessionEnded:
 		if u := st.users[e.UserID]; u != nil {
-			delete(u.sessions, e.SessionID)
+			u.remove(e.SessionID)
 			st.prune(e.UserID, u)
 		}
 	case domain.UserOnline:
@@ -194,7 +273,7 @@ func (st *state) apply(a *projections.Applied) {
 func (st *state) user(id string) *user {
 	u := st.users[id]
 	if u == nil {
-		u = &user{sessions: map[string]Session{}}
+		u = &user{}
 		st.users[id] = u
 	}
 	return u
@@ -226,12 +305,7 @@ func (m *Model) MarshalSnapshot() ([]byte, error) {
 	m.mu.RLock()
 	snap := snapshot{Format: snapshotFormat, Position: m.st.pos, Users: make([]snapUser, 0, len(m.st.users))}
 	for id, u := range m.st.users {
-		su := snapUser{UserID: id, Online: u.online, Sessions: make([]Session, 0, len(u.sessions))}
-		for _, s := range u.sessions {
-			su.Sessions = append(su.Sessions, s)
-		}
-		sort.Slice(su.Sessions, func(i, j int) bool { return su.Sessions[i].SessionID < su.Sessions[j].SessionID })
-		snap.Users = append(snap.Users, su)
+		snap.Users = append(snap.Users, snapUser{UserID: id, Online: u.online, Sessions: u.sessionsByID(id)})
 	}
 	m.mu.RUnlock()
 	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].UserID < snap.Users[j].UserID })
@@ -260,16 +334,21 @@ func (m *Model) UnmarshalSnapshot(data []byte) error {
 		if !su.Online && len(su.Sessions) == 0 {
 			return fmt.Errorf("presence: snapshot lists user %q with no presence", su.UserID)
 		}
-		u := &user{online: su.Online, sessions: make(map[string]Session, len(su.Sessions))}
+		u := &user{online: su.Online}
+		if len(su.Sessions) > 0 {
+			u.sessions = make([]record, 0, len(su.Sessions))
+		}
 		for _, s := range su.Sessions {
 			if s.UserID != su.UserID {
 				return fmt.Errorf("presence: snapshot files session %q of %q under %q", s.SessionID, s.UserID, su.UserID)
 			}
-			if _, dup := u.sessions[s.SessionID]; dup {
+			if u.find(s.SessionID) >= 0 {
 				return fmt.Errorf("presence: snapshot lists session %q twice", s.SessionID)
 			}
-			s.StartedAt = s.StartedAt.UTC()
-			u.sessions[s.SessionID] = s
+			if !s.StartedAt.Equal(s.StartedAt.Truncate(time.Millisecond)) {
+				return fmt.Errorf("presence: snapshot gives session %q a start finer than a millisecond", s.SessionID)
+			}
+			u.sessions = append(u.sessions, newRecord(s))
 		}
 		st.users[su.UserID] = u
 	}

@@ -176,6 +176,7 @@ func TestUnmarshalSnapshotRefusesADamagedSnapshot(t *testing.T) {
 		{"a user with no presence", `{"format":1,"users":[{"userId":"u","online":false,"sessions":[]}]}`},
 		{"a session filed under another user", `{"format":1,"users":[{"userId":"u","sessions":[{"sessionId":"s","userId":"v"}]}]}`},
 		{"a repeated session", `{"format":1,"users":[{"userId":"u","sessions":[{"sessionId":"s","userId":"u"},{"sessionId":"s","userId":"u"}]}]}`},
+		{"a session started at a finer time than a millisecond", `{"format":1,"users":[{"userId":"u","sessions":[{"sessionId":"s","userId":"u","startedAt":"2026-05-06T07:08:09.1234Z"}]}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := presence.New().UnmarshalSnapshot([]byte(tc.snap)); err == nil {
