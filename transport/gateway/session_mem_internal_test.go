@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore/memstore"
+	"github.com/wardline/wardline/projections"
 	"github.com/wardline/wardline/transport/auth"
 )
 
@@ -61,4 +64,58 @@ func liveHeap() int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// BenchmarkPresenceStartFootprint measures what recording footprintSessions
+// session starts (StartSession on each user's presence stream, as
+// openSession does) leaves on the heap, the in-memory store's events
+// included: B/session, after a GC. The service keeps no presence state
+// once the decision is done, so what remains is the store's.
+func BenchmarkPresenceStartFootprint(b *testing.B) {
+	var perSession float64
+	b.ReportAllocs()
+	for n := range b.N {
+		before := liveHeap()
+		svc := newService(&Config{Store: memstore.New(), Decoder: projections.DecoderFunc(domain.Decode), NodeID: "node-a", Now: time.Now})
+		for i := range footprintSessions {
+			user := fmt.Sprintf("user-%05d", i)
+			actor := domain.Actor{UserID: user, Roles: []domain.Role{domain.RoleNurse}, SessionID: fmt.Sprintf("sess-%05d", i)}
+			cmd := domain.StartSession{SessionID: actor.SessionID, Namespace: chatNamespace, Transport: transportNative, ClientAddr: "127.0.0.1:40000"}
+			if _, err := svc.executeUncached(context.Background(), actor, domain.PresenceStream(user), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+				return cmd.Decide(c, st.(*domain.Presence))
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n == 0 {
+			perSession = float64(liveHeap()-before) / footprintSessions
+		}
+		if len(svc.streams) != 0 {
+			b.Fatalf("%d presence states kept", len(svc.streams))
+		}
+		runtime.KeepAlive(svc)
+	}
+	b.ReportMetric(perSession, "B/session")
+}
+
+func TestAnUncachedStateIsKeptOnlyWhileADecisionUsesIt(t *testing.T) {
+	svc := newService(&Config{Store: memstore.New(), Decoder: projections.DecoderFunc(domain.Decode), Now: time.Now})
+	first := svc.acquire("presence-u", newPresence, true)
+	second := svc.acquire("presence-u", newPresence, true)
+	if first != second {
+		t.Fatal("concurrent decisions on one stream got different states")
+	}
+	svc.release("presence-u", first)
+	if svc.streams["presence-u"] != first {
+		t.Fatal("the state was dropped while a decision still used it")
+	}
+	svc.release("presence-u", second)
+	if _, ok := svc.streams["presence-u"]; ok {
+		t.Fatal("the state was kept after the last decision")
+	}
+	room := svc.acquire("room-ward", newRoom, false)
+	svc.release("room-ward", room)
+	if svc.streams["room-ward"] != room {
+		t.Fatal("a cached state was dropped")
+	}
 }
