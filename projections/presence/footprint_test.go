@@ -70,3 +70,18 @@ func liveHeap() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// BenchmarkMarshalSnapshot measures a snapshot of footprintUsers online
+// users with one session each: B/op is the garbage one snapshot makes.
+func BenchmarkMarshalSnapshot(b *testing.B) {
+	m := presence.New()
+	if err := m.Apply(context.Background(), footprintBatch()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.MarshalSnapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -17,12 +17,14 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unique"
 
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/projections"
+	"github.com/wardline/wardline/projections/internal/jsonenc"
 )
 
 const (
@@ -52,6 +54,9 @@ type Session struct {
 type Model struct {
 	mu sync.RWMutex
 	st *state
+	// sizeHint is the last snapshot's length, to size the next one's
+	// buffer.
+	sizeHint atomic.Int64
 }
 
 type state struct {
@@ -133,16 +138,6 @@ func (u *user) remove(id string) {
 	if last == 0 {
 		u.sessions = nil // release the backing array of a user now idle
 	}
-}
-
-// sessionsByID returns u's sessions of userID as Sessions, by session id.
-func (u *user) sessionsByID(userID string) []Session {
-	out := make([]Session, 0, len(u.sessions))
-	for i := range u.sessions {
-		out = append(out, u.sessions[i].session(userID))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
-	return out
 }
 
 // New returns an empty model.
@@ -300,20 +295,104 @@ type snapUser struct {
 	Sessions []Session `json:"sessions"`
 }
 
-// MarshalSnapshot implements projections.Projection.
+// MarshalSnapshot implements projections.Projection. It writes the bytes
+// json.Marshal would for snapshot, into one buffer sized from the last
+// snapshot: with encoding/json a snapshot of 10,000 online users briefly
+// held about four times its size (the structs, the doubling buffer and the
+// copy), which showed in the RSS of a node full of idle connections.
 func (m *Model) MarshalSnapshot() ([]byte, error) {
 	m.mu.RLock()
-	snap := snapshot{Format: snapshotFormat, Position: m.st.pos, Users: make([]snapUser, 0, len(m.st.users))}
-	for id, u := range m.st.users {
-		snap.Users = append(snap.Users, snapUser{UserID: id, Online: u.online, Sessions: u.sessionsByID(id)})
+	defer m.mu.RUnlock()
+	ids := make([]string, 0, len(m.st.users))
+	for id := range m.st.users {
+		ids = append(ids, id)
 	}
-	m.mu.RUnlock()
-	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].UserID < snap.Users[j].UserID })
-	data, err := json.Marshal(snap)
-	if err != nil {
-		return nil, fmt.Errorf("presence: marshal snapshot: %w", err)
+	sort.Strings(ids)
+	b := make([]byte, 0, m.st.sizeEstimate(m.sizeHint.Load()))
+	b = append(b, `{"format":`...)
+	b = jsonenc.Int(b, snapshotFormat)
+	b = append(b, `,"position":`...)
+	b = jsonenc.Uint(b, uint64(m.st.pos))
+	b = append(b, `,"users":[`...)
+	var order []int
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, order, err = m.st.users[id].appendSnapshot(b, id, order[:0]); err != nil {
+			return nil, err
+		}
 	}
-	return data, nil
+	b = append(b, "]}"...)
+	m.sizeHint.Store(int64(len(b)))
+	return b, nil
+}
+
+// sizeEstimate guesses the snapshot's size, so that it is written into one
+// allocation: from the last snapshot's size if there was one, else from the
+// contents.
+func (st *state) sizeEstimate(last int64) int {
+	if last > 0 {
+		return int(last + last/8 + 4096)
+	}
+	n := 4096
+	for id, u := range st.users {
+		n += 64 + 2*len(id) + 192*len(u.sessions)
+	}
+	return n
+}
+
+// appendSnapshot appends u as a snapUser of userID, its sessions by id;
+// order is scratch space for sorting them without touching u, which
+// concurrent readers may be reading.
+func (u *user) appendSnapshot(b []byte, userID string, order []int) ([]byte, []int, error) {
+	b = append(b, `{"userId":`...)
+	b = jsonenc.String(b, userID)
+	b = append(b, `,"online":`...)
+	b = jsonenc.Bool(b, u.online)
+	b = append(b, `,"sessions":[`...)
+	for i := range u.sessions {
+		order = append(order, i)
+	}
+	if len(order) > 1 {
+		sort.Slice(order, func(i, j int) bool { return u.sessions[order[i]].id < u.sessions[order[j]].id })
+	}
+	for k, i := range order {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		s := u.sessions[i].session(userID)
+		if y := s.StartedAt.Year(); y < 0 || y > 9999 {
+			// What json.Marshal refuses too.
+			return nil, order, fmt.Errorf("presence: marshal snapshot: session %q starts in year %d, outside [0,9999]", s.SessionID, y)
+		}
+		b = appendSession(b, &s)
+	}
+	return append(b, "]}"...), order, nil
+}
+
+// appendSession appends s as json.Marshal would.
+func appendSession(b []byte, s *Session) []byte {
+	b = append(b, `{"sessionId":`...)
+	b = jsonenc.String(b, s.SessionID)
+	b = append(b, `,"userId":`...)
+	b = jsonenc.String(b, s.UserID)
+	b = append(b, `,"namespace":`...)
+	b = jsonenc.String(b, s.Namespace)
+	b = append(b, `,"transport":`...)
+	b = jsonenc.String(b, s.Transport)
+	if s.NodeID != "" {
+		b = append(b, `,"nodeId":`...)
+		b = jsonenc.String(b, s.NodeID)
+	}
+	if s.ClientAddr != "" {
+		b = append(b, `,"clientAddr":`...)
+		b = jsonenc.String(b, s.ClientAddr)
+	}
+	b = append(b, `,"startedAt":`...)
+	b = jsonenc.Time(b, s.StartedAt)
+	return append(b, '}')
 }
 
 // UnmarshalSnapshot implements projections.Projection, refusing a snapshot
