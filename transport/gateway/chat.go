@@ -55,9 +55,13 @@ func (g *Gateway) handlers() map[string]handlerFunc {
 // with session.end.
 func (g *Gateway) dispatch(ctx context.Context, s *session, event string, raw json.RawMessage) (res any, err error, disconnect bool) {
 	start := g.cfg.Now()
+	lim, err := s.rateLimiter()
+	if err != nil {
+		return nil, err, false
+	}
 	// Both buckets are asked, so each event costs the connection and the
 	// user a token whatever the other says; the stricter verdict wins.
-	verdict := max(s.limiter.Allow(start), g.users.Allow(s.userID, start))
+	verdict := max(lim.Allow(start), g.users.Allow(s.userID, start))
 	res, err = g.handle(ctx, s, event, raw, verdict)
 	outcome := "ok"
 	if err != nil {

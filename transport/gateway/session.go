@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +33,10 @@ type session struct {
 	method    auth.Method
 	sio       *socketio.Conn
 	nat       *native.Conn
-	limiter   *guard.Limiter
+	// limiter is the connection's token bucket, made at the first event:
+	// a bucket starts full and stays full until then, so an idle
+	// connection need not hold one.
+	limiter atomic.Pointer[guard.Limiter]
 
 	// overflowed is set once the session is known to be a slow consumer,
 	// so it is counted once whichever path (a send, the replay buffer, the
@@ -60,6 +64,21 @@ type session struct {
 	// given (or decided it need not be given): only later ones are delivered.
 	after  eventstore.Position
 	closed bool
+}
+
+// rateLimiter returns the session's token bucket, making it on first use.
+func (s *session) rateLimiter() (*guard.Limiter, error) {
+	if l := s.limiter.Load(); l != nil {
+		return l, nil
+	}
+	l, err := guard.NewLimiter(s.g.cfg.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: rate limiter: %w", err)
+	}
+	if !s.limiter.CompareAndSwap(nil, l) {
+		l = s.limiter.Load() // a concurrent first event made it
+	}
+	return l, nil
 }
 
 func (s *session) actor() domain.Actor {
