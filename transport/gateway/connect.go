@@ -107,9 +107,9 @@ func (g *Gateway) openSession(ctx context.Context, s *session) error {
 		return err
 	}
 	cmd := domain.StartSession{SessionID: s.id, Namespace: chatNamespace, Transport: s.transport, NodeID: g.cfg.NodeID, ClientAddr: s.addr}
-	if _, err := g.svc.executeUncached(ctx, actor, domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
-		return cmd.Decide(c, st.(*domain.Presence))
-	}); err != nil {
+	if _, err := g.svc.execute(ctx, actor, domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+		return cmd.Decide(c, st.(*presenceState).presence())
+	}, nil); err != nil {
 		return err
 	}
 	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Inc()

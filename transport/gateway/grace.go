@@ -86,9 +86,9 @@ func (g *Gateway) appendEnd(s *session, reason string) {
 	ctx, cancel := context.WithTimeout(g.ctx, endTimeout)
 	defer cancel()
 	cmd := domain.EndSession{UserID: s.userID, SessionID: s.id, Reason: reason}
-	if _, err := g.svc.executeUncached(ctx, s.actor(), domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
-		return cmd.Decide(c, st.(*domain.Presence))
-	}); err != nil {
+	if _, err := g.svc.execute(ctx, s.actor(), domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+		return cmd.Decide(c, st.(*presenceState).presence())
+	}, nil); err != nil {
 		g.cfg.Logger.Warn("gateway: record session end", "session", s.id, "err", err)
 	}
 }

@@ -26,11 +26,6 @@ type streamEntry struct {
 	state   folder
 	version uint64
 	lastPos eventstore.Position
-	// refs counts the decisions using the entry (under service.mu), so an
-	// uncached entry leaves the cache when the last one is done.
-	refs int
-	// uncached entries are kept only while in use.
-	uncached bool
 }
 
 // service is the command side: load state, decide, append, answer.
@@ -67,13 +62,11 @@ func (s *service) decisionContext(actor domain.Actor) domain.Context {
 	}
 }
 
-// acquire returns the cache entry of stream, creating it with mk, for one
-// decision; release gives it back. The cache is bounded crudely: when
-// full, it is emptied; entries in use stay valid for their holders and a
-// second entry for the same stream can only cause a version conflict,
-// which is retried. An uncached entry is dropped by the release of its
-// last user; until then concurrent decisions on the stream share it.
-func (s *service) acquire(stream string, mk func() folder, uncached bool) *streamEntry {
+// entry returns the cache entry of stream, creating it with mk. The cache
+// is bounded crudely: when full, it is emptied; entries in use stay valid
+// for their holders and a second entry for the same stream can only cause a
+// version conflict, which is retried.
+func (s *service) entry(stream string, mk func() folder) *streamEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.streams[stream]
@@ -81,20 +74,10 @@ func (s *service) acquire(stream string, mk func() folder, uncached bool) *strea
 		if len(s.streams) >= s.cacheSize {
 			clear(s.streams)
 		}
-		e = &streamEntry{state: mk(), uncached: uncached}
+		e = &streamEntry{state: mk()}
 		s.streams[stream] = e
 	}
-	e.refs++
 	return e
-}
-
-func (s *service) release(stream string, e *streamEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e.refs--
-	if e.uncached && e.refs == 0 && s.streams[stream] == e {
-		delete(s.streams, stream)
-	}
 }
 
 // catchUp folds the events appended to stream after e's version.
@@ -160,23 +143,7 @@ type decideFunc func(c domain.Context, state folder) ([]domain.Event, error)
 // the stream's lock once the events are applied to the cached state (for a
 // follow-up decision on the same state, like the history read of a join).
 func (s *service) execute(ctx context.Context, actor domain.Actor, stream string, mk func() folder, decide decideFunc, after func(st folder) error) (appended, error) {
-	return s.run(ctx, actor, stream, mk, false, decide, after)
-}
-
-// executeUncached is execute on a state folded afresh from the stream and
-// not kept once the decision is done. It is for the presence streams: a
-// user's presence state is needed only when a session starts or ends, and
-// keeping one per connected user (a map of open sessions each) was the
-// largest part of an idle connection's heap. The stream is short for
-// most users (two to four events per session), so folding it again is
-// cheaper than keeping it.
-func (s *service) executeUncached(ctx context.Context, actor domain.Actor, stream string, mk func() folder, decide decideFunc) (appended, error) {
-	return s.run(ctx, actor, stream, mk, true, decide, nil)
-}
-
-func (s *service) run(ctx context.Context, actor domain.Actor, stream string, mk func() folder, uncached bool, decide decideFunc, after func(st folder) error) (appended, error) {
-	e := s.acquire(stream, mk, uncached)
-	defer s.release(stream, e)
+	e := s.entry(stream, mk)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -296,4 +263,4 @@ func (s *service) ensureTypingRetention(ctx context.Context, roomID string) erro
 
 func newRoom() folder     { return &domain.Room{} }
 func newConv() folder     { return &domain.Conversation{} }
-func newPresence() folder { return &domain.Presence{} }
+func newPresence() folder { return &presenceState{} }
