@@ -81,6 +81,18 @@
 // stream, so a reconnect to another node counts the same. Shutdown
 // records the ends still waiting at once.
 //
+// # Idle footprint
+//
+// Every connected user costs the gateway a session and a cached presence
+// state, so both are kept small (BenchmarkSessionFootprint,
+// BenchmarkPresenceStartFootprint): a presence state is cached as the
+// user, the online flag and the open sessions, and rebuilt into a
+// domain.Presence for each decision; a session keeps only what it needs
+// of its token's claims, arms one timer for the expiry warning and the
+// logoff, and makes its token bucket at its first event (a bucket is full
+// until then). The native handshake's claims are dropped once the session
+// holds them.
+//
 // # Resume tokens
 //
 // The Socket.IO pid is "v1.<b64(user)>.<epoch>.<start position>.<b64(HMAC)>",
