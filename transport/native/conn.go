@@ -25,7 +25,10 @@ type Conn struct {
 	id     string
 	ns     string
 	remote string
-	header http.Header
+	// header is the handshake request's header until OnConnect has run;
+	// dropped then, since an idle connection need not keep ~800 bytes of
+	// parsed request headers for its whole life.
+	header atomic.Pointer[http.Header]
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -72,16 +75,18 @@ type closeRequest struct {
 
 func newConn(s *Server, ws *websocket.Conn, ns string, r *http.Request) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{
+	c := &Conn{
 		srv:    s,
 		ws:     ws,
 		id:     s.cfg.NewSessionID(),
 		ns:     ns,
 		remote: r.RemoteAddr,
-		header: r.Header,
 		ctx:    ctx,
 		cancel: cancel,
 	}
+	h := r.Header
+	c.header.Store(&h)
+	return c
 }
 
 // ID is the session id: the sessionId of the auth ack and the socketId of the
@@ -94,8 +99,15 @@ func (c *Conn) Namespace() string { return c.ns }
 // RemoteAddr is the peer address of the handshake request.
 func (c *Conn) RemoteAddr() string { return c.remote }
 
-// Header is the handshake request's header; it must not be modified.
-func (c *Conn) Header() http.Header { return c.header }
+// Header is the handshake request's header; it must not be modified. It is
+// available to the Authenticate, OnAuth and OnConnect hooks and nil after
+// OnConnect has returned.
+func (c *Conn) Header() http.Header {
+	if h := c.header.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
 
 // Context is cancelled when the connection has ended (or Shutdown gave up
 // waiting): bind per-connection goroutines to it.
@@ -673,6 +685,7 @@ func (c *Conn) authenticated(sess Session, id int64, hasID bool, offset string) 
 	}
 	c.enqueueLocked(encodeConnected(c.id, sess.UserID, c.srv.cfg.Now()))
 	c.mu.Unlock()
+	defer c.header.Store(nil)
 	if on := c.srv.cfg.OnConnect; on != nil {
 		defer func() {
 			if p := recover(); p != nil {
