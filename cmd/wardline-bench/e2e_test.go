@@ -40,7 +40,7 @@ func startRealServer(t *testing.T) *child {
 	})
 	probe, err := dial(ctx, newDialer(), c.addr)
 	if errors.Is(err, errGatewayNotMounted) {
-		t.Skip("gateway not mounted in wardline serve yet (/ws/chat answers 404)")
+		t.Fatal("wardline serve does not mount the gateway: /ws/chat answers 404")
 	}
 	if err != nil {
 		t.Fatal(err)
