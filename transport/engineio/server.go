@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/wsframe"
 )
 
 // Server is an Engine.IO v4 server. Mount it at the Engine.IO path (for
@@ -20,7 +22,7 @@ type Server struct {
 	// writePool holds gorilla's write buffer only while it writes a frame
 	// itself (handshake, "3probe"): the writer frames data frames itself.
 	writePool sync.Pool
-	frames    frameWriterPool
+	frames    wsframe.Pool
 	readBufs  sync.Pool // *[]byte for incoming WebSocket messages; see readMessage
 
 	// Writer goroutines, shared by the sockets (see startWriter).

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/wsframe"
 )
 
 // maxKeptReadBuffer bounds the read buffer a connection keeps between
@@ -79,12 +81,12 @@ func (s *Socket) writerExit() {
 }
 
 func (s *Socket) writeBatch(conn *websocket.Conn, batch []item) error {
-	fw := s.srv.frames.get()
-	defer s.srv.frames.put(fw)
+	fw := s.srv.frames.Get()
+	defer s.srv.frames.Put(fw)
 	nc := conn.NetConn()
 	now := time.Now()
 	for len(batch) > 0 {
-		chunk := batch[:min(len(batch), maxWritevFrames)]
+		chunk := batch[:min(len(batch), wsframe.MaxFrames)]
 		batch = batch[len(chunk):]
 		if err := s.writeChunk(fw, conn, nc, chunk, now); err != nil {
 			return err
@@ -93,7 +95,7 @@ func (s *Socket) writeBatch(conn *websocket.Conn, batch []item) error {
 	return nil
 }
 
-func (s *Socket) writeChunk(fw *frameWriter, conn *websocket.Conn, nc net.Conn, chunk []item, now time.Time) error {
+func (s *Socket) writeChunk(fw *wsframe.Writer, conn *websocket.Conn, nc net.Conn, chunk []item, now time.Time) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.aborted.Load() || s.peerClosed == conn {
@@ -109,7 +111,20 @@ func (s *Socket) writeChunk(fw *frameWriter, conn *websocket.Conn, nc net.Conn, 
 			return err
 		}
 	}
-	return fw.write(nc, chunk)
+	// A plain message's frame carries the Engine.IO packet type before the
+	// queued payload.
+	prefix := [1]byte{byte(packetMessage)}
+	for _, it := range chunk {
+		switch it.kind {
+		case kindMessage:
+			fw.Add(wsframe.OpText, prefix[:], it.data)
+		case kindBinary:
+			fw.Add(wsframe.OpBinary, nil, it.data)
+		default:
+			fw.Add(wsframe.OpText, nil, it.data)
+		}
+	}
+	return fw.WriteTo(nc)
 }
 
 // guardWrites replaces gorilla's ping and close handlers, whose replies

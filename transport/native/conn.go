@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/wsframe"
 )
 
 // Conn is one upgraded connection. Its methods are safe for concurrent use;
@@ -325,12 +327,12 @@ func (c *Conn) writeLoop() {
 }
 
 func (c *Conn) writeBatch(batch [][]byte) error {
-	fw := c.srv.frames.get()
-	defer c.srv.frames.put(fw)
+	fw := c.srv.frames.Get()
+	defer c.srv.frames.Put(fw)
 	nc := c.ws.NetConn()
 	now := time.Now()
 	for len(batch) > 0 {
-		chunk := batch[:min(len(batch), maxWritevFrames)]
+		chunk := batch[:min(len(batch), wsframe.MaxFrames)]
 		batch = batch[len(chunk):]
 		if err := c.writeChunk(fw, nc, chunk, now); err != nil {
 			return err
@@ -339,7 +341,7 @@ func (c *Conn) writeBatch(batch [][]byte) error {
 	return nil
 }
 
-func (c *Conn) writeChunk(fw *frameWriter, nc net.Conn, chunk [][]byte, now time.Time) error {
+func (c *Conn) writeChunk(fw *wsframe.Writer, nc net.Conn, chunk [][]byte, now time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.abort.Load() || c.peerClosed {
@@ -355,7 +357,10 @@ func (c *Conn) writeChunk(fw *frameWriter, nc net.Conn, chunk [][]byte, now time
 			return err
 		}
 	}
-	return fw.write(nc, chunk)
+	for _, f := range chunk {
+		fw.Add(wsframe.OpText, nil, f)
+	}
+	return fw.WriteTo(nc)
 }
 
 // writeControl writes the writer's own control frames under wmu, as

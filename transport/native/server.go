@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/wsframe"
 )
 
 // Defaults of Config. The ping/pong pair follows gorilla's chat example: the
@@ -199,7 +201,7 @@ type Server struct {
 	namespaces map[string]bool
 	upgrader   websocket.Upgrader
 	writePool  sync.Pool
-	frames     frameWriterPool
+	frames     wsframe.Pool
 	readBufs   sync.Pool // *bytes.Buffer for incoming messages; at most MaxFrameSize grown
 
 	// Writer goroutines, shared by the connections (see startWriter).
