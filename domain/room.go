@@ -343,14 +343,8 @@ func (cmd JoinRoom) Validate(Limits) error { return validateRoomID(cmd.RoomID) }
 
 // Decide joins the actor to the room. A refusal is an *AccessDeniedError.
 func (cmd JoinRoom) Decide(c Context, room *Room) ([]Event, error) {
-	user, err := c.user()
+	user, err := beginRoomCommand(c, cmd, room, cmd.RoomID)
 	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Validate(c.Limits); err != nil {
-		return nil, err
-	}
-	if err := room.find(cmd.RoomID); err != nil {
 		return nil, err
 	}
 	if room.IsMember(user) {
@@ -383,14 +377,8 @@ func (cmd AddMember) Validate(Limits) error {
 // Decide adds cmd.UserID. Only members may add; a refusal is an
 // *AccessDeniedError.
 func (cmd AddMember) Decide(c Context, room *Room) ([]Event, error) {
-	actor, err := c.user()
+	actor, err := beginRoomCommand(c, cmd, room, cmd.RoomID)
 	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Validate(c.Limits); err != nil {
-		return nil, err
-	}
-	if err := room.find(cmd.RoomID); err != nil {
 		return nil, err
 	}
 	if err := room.requireMember(actor, ActionAddMember); err != nil {
@@ -415,14 +403,8 @@ func (cmd LeaveRoom) Validate(Limits) error { return validateRoomID(cmd.RoomID) 
 
 // Decide ends the actor's membership.
 func (cmd LeaveRoom) Decide(c Context, room *Room) ([]Event, error) {
-	user, err := c.user()
+	user, err := beginRoomCommand(c, cmd, room, cmd.RoomID)
 	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Validate(c.Limits); err != nil {
-		return nil, err
-	}
-	if err := room.find(cmd.RoomID); err != nil {
 		return nil, err
 	}
 	if !room.IsMember(user) {
@@ -457,14 +439,8 @@ func (cmd PostMessage) Validate(l Limits) error {
 // answered before the membership check since it reveals nothing new; the
 // same clientMsgId with other content is ErrClientMsgIDReused.
 func (cmd PostMessage) Decide(c Context, room *Room) (MessageResult, []Event, error) {
-	user, err := c.user()
+	user, err := beginRoomCommand(c, cmd, room, cmd.RoomID)
 	if err != nil {
-		return MessageResult{}, nil, err
-	}
-	if err := cmd.Validate(c.Limits); err != nil {
-		return MessageResult{}, nil, err
-	}
-	if err := room.find(cmd.RoomID); err != nil {
 		return MessageResult{}, nil, err
 	}
 	if cmd.ClientMsgID != "" {
@@ -574,14 +550,8 @@ func (cmd ViewHistory) Validate(l Limits) error {
 // AccessStream(user); a read that serves nothing records nothing. After a
 // join, apply the MemberJoined before deciding the join's history read.
 func (cmd ViewHistory) Decide(c Context, room *Room) (HistoryRange, []Event, error) {
-	user, err := c.user()
+	user, err := beginRoomCommand(c, cmd, room, cmd.RoomID)
 	if err != nil {
-		return HistoryRange{}, nil, err
-	}
-	if err := cmd.Validate(c.Limits); err != nil {
-		return HistoryRange{}, nil, err
-	}
-	if err := room.find(cmd.RoomID); err != nil {
 		return HistoryRange{}, nil, err
 	}
 	if err := room.requireMember(user, ActionHistory); err != nil {
@@ -610,4 +580,22 @@ func (cmd ViewHistory) Decide(c Context, room *Room) (HistoryRange, []Event, err
 	return hr, []Event{HistoryViewed{
 		RoomID: room.ID(), UserID: user, FromSeq: hr.FromSeq, ToSeq: hr.ToSeq, Count: hr.Count, Via: via,
 	}}, nil
+}
+
+// beginRoomCommand runs the checks every room command starts with, in the
+// contract's order: an authenticated actor, the command's shape (invalid,
+// too_large), then the room's existence (not_found). It returns the actor's
+// user id.
+func beginRoomCommand(c Context, cmd interface{ Validate(Limits) error }, room *Room, roomID string) (string, error) {
+	user, err := c.user()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Validate(c.Limits); err != nil {
+		return "", err
+	}
+	if err := room.find(roomID); err != nil {
+		return "", err
+	}
+	return user, nil
 }
