@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -37,6 +38,7 @@ type gatewayDeps struct {
 	Limits           domain.Limits
 	MaxQueueMessages int
 	MaxQueueBytes    int
+	CoalesceWindow   time.Duration
 	Registry         *prometheus.Registry
 	Logger           *slog.Logger
 }
@@ -66,6 +68,7 @@ func newGateway(_ context.Context, deps gatewayDeps) (*gateway.Gateway, error) {
 		Limits:           deps.Limits,
 		MaxQueueMessages: deps.MaxQueueMessages,
 		MaxQueueBytes:    deps.MaxQueueBytes,
+		CoalesceWindow:   deps.CoalesceWindow,
 		Registry:         deps.Registry,
 		Logger:           deps.Logger,
 	})

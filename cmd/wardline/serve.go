@@ -107,6 +107,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *server, er
 		Limits:           domain.Limits{MaxContentBytes: cfg.MaxContentBytes},
 		MaxQueueMessages: cfg.MaxQueueMessages,
 		MaxQueueBytes:    cfg.MaxQueueBytes,
+		CoalesceWindow:   cfg.CoalesceWindow,
 		Registry:         s.registry, Logger: log,
 	})
 	if err != nil {

@@ -190,6 +190,7 @@ func (g *Gateway) newNative() error {
 		SendQueueMessages: g.cfg.MaxQueueMessages,
 		SendQueueBytes:    g.cfg.MaxQueueBytes,
 		WriteWait:         g.cfg.WriteTimeout,
+		CoalesceWindow:    g.cfg.CoalesceWindow,
 		Now:               g.cfg.Now,
 		Logger:            g.cfg.Logger,
 	})

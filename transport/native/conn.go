@@ -42,7 +42,9 @@ type Conn struct {
 	spare     [][]byte // the other half of the double buffer
 	queued    int      // bytes in queue
 	writing   bool     // a writer goroutine is running
-	inHandler bool     // the reader is in a hook whose reply is owed
+	deferred  bool     // on the server's flush list (CoalesceWindow)
+	lastWrite time.Time
+	inHandler bool // the reader is in a hook whose reply is owed
 	authed    bool
 	pingDue   bool
 	closeReq  *closeRequest
@@ -142,7 +144,17 @@ func (c *Conn) Send(frame []byte) error {
 		c.requestCloseLocked(&closeRequest{code: CloseTryAgain, reason: "slow consumer", err: ErrSlowConsumer, abort: true})
 		return ErrSlowConsumer
 	}
-	c.enqueueLocked(frame)
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	if c.deferred || c.writing {
+		return nil // the flush or the running writer takes it
+	}
+	if w := c.srv.cfg.CoalesceWindow; w > 0 && time.Since(c.lastWrite) < w {
+		c.deferred = true
+		c.srv.deferWrite(c)
+		return nil
+	}
+	c.kickLocked()
 	return nil
 }
 
@@ -285,6 +297,9 @@ func (c *Conn) writeLoop() {
 		switch {
 		case c.closed:
 		case len(c.queue) > 0:
+			if c.srv.cfg.CoalesceWindow > 0 {
+				c.lastWrite = time.Now()
+			}
 			batch := c.queue
 			c.queue, c.spare = c.spare[:0], nil
 			c.queued = 0

@@ -897,3 +897,75 @@ func TestAClientCloseIsReportedAsRemote(t *testing.T) {
 		t.Fatalf("Len() = %d after the close", h.srv.Len())
 	}
 }
+
+func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) {
+	const window = 400 * time.Millisecond
+	h := newHarness(t, func(c *native.Config) { c.CoalesceWindow = window })
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	conn := h.waitConnect().conn
+
+	// The auth ack and connected push were just written: a push now waits
+	// for the next flush, and pushes keep their order.
+	start := time.Now()
+	for i := range 3 {
+		frame, err := native.EncodePush("tick", map[string]int{"n": i}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Send(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		f := w.next()
+		var d struct{ N int }
+		if f.Event != "tick" || json.Unmarshal(f.Data, &d) != nil || d.N != i {
+			t.Fatalf("push %d: got %s %s", i, f.Event, f.Data)
+		}
+	}
+	if held := time.Since(start); held < window/4 {
+		t.Errorf("pushes to a connection written %v ago arrived after %v, want them held for the window", time.Since(start), held)
+	}
+
+	// A reply goes out at once, taking any held push with it ahead of it.
+	frame, err := native.EncodePush("tick", map[string]int{"n": 3}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(frame); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	w.send(`{"id":7,"event":"echo","data":{"n":1}}`)
+	if f := w.next(); f.Event != "tick" {
+		t.Fatalf("got %s %s, want the held push before the reply", f.Event, f.Data)
+	}
+	decodeAck(t, w.next(), 7)
+	if took := time.Since(start); took >= window {
+		t.Errorf("the reply took %v, want it not held by the %v window", took, window)
+	}
+}
+
+func TestWithoutACoalesceWindowEveryPushIsWrittenAtOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	conn := h.waitConnect().conn
+	start := time.Now()
+	for i := range 3 {
+		frame, err := native.EncodePush("tick", map[string]int{"n": i}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Send(frame); err != nil {
+			t.Fatal(err)
+		}
+		if f := w.next(); f.Event != "tick" {
+			t.Fatalf("got %s, want tick", f.Event)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("three pushes took %v", took)
+	}
+}
