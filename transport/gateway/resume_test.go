@@ -161,7 +161,7 @@ func TestPresenceEdgesFollowTheFirstAndLastSessionOfAUser(t *testing.T) {
 }
 
 func TestASlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
-	h := newHarness(t, func(c *gateway.Config) { c.MaxQueueMessages, c.WriteTimeout = 16, 500*time.Millisecond })
+	h := newHarness(t, func(c *gateway.Config) { c.MaxQueueMessages, c.WriteTimeout = 64, 500*time.Millisecond })
 	alice := h.connect(h.nurse("alice"), "")
 	mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward", "members": []string{"bob", "slow"}}))
 	bob := h.connect(h.nurse("bob"), "")

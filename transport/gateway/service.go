@@ -21,11 +21,34 @@ type folder interface {
 // decisions of this node on the stream, so that its own requests do not
 // conflict with each other; other nodes' writes are caught up before each
 // decision and show up as version conflicts at append.
+//
+// Requests that arrive while a decision on the stream waits for its append
+// queue in waiting; whoever finds the stream idle becomes its leader and
+// decides everything queued, in arrival order, appending the events of
+// consecutive decisions in one append (see service.execute).
 type streamEntry struct {
 	mu      sync.Mutex
 	state   folder
 	version uint64
 	lastPos eventstore.Position
+
+	qmu     sync.Mutex
+	waiting []*decision
+	leading bool
+}
+
+// decision is one request's decide (and after) waiting for its stream.
+type decision struct {
+	ctx    context.Context
+	actor  domain.Actor
+	decide decideFunc
+	after  func(st folder) error
+	done   chan decisionResult // buffered: the leader never blocks on it
+}
+
+type decisionResult struct {
+	res appended
+	err error
 }
 
 // service is the command side: load state, decide, append, answer.
@@ -43,6 +66,10 @@ type service struct {
 	// has set, so SetStreamMetadata runs once per stream and process.
 	typingMeta   map[string]bool
 	typingMaxAge time.Duration
+
+	// spawn runs a stream's leader on a goroutine the gateway owns; false
+	// once the gateway is shutting down.
+	spawn func(func()) bool
 }
 
 func newService(cfg *Config) *service {
@@ -51,6 +78,7 @@ func newService(cfg *Config) *service {
 		now: cfg.Now, cacheSize: DefaultStateCacheSize,
 		streams: map[string]*streamEntry{}, typingMeta: map[string]bool{},
 		typingMaxAge: cfg.TypingMaxAge,
+		spawn:        func(func()) bool { return false },
 	}
 }
 
@@ -142,63 +170,266 @@ type decideFunc func(c domain.Context, state folder) ([]domain.Event, error)
 // events, re-deciding after version conflicts. after, if set, runs under
 // the stream's lock once the events are applied to the cached state (for a
 // follow-up decision on the same state, like the history read of a join).
+//
+// Decisions on one stream are taken one at a time in arrival order, but do
+// not wait for each other's appends: while one batch is being appended, new
+// requests queue, and the next batch decides them all on the state the
+// previous ones left and appends their events together (one commit, one
+// fsync), so a busy room is not limited to one message per commit.
 func (s *service) execute(ctx context.Context, actor domain.Actor, stream string, mk func() folder, decide decideFunc, after func(st folder) error) (appended, error) {
+	return s.enqueue(ctx, actor, stream, mk, decide, after, false)()
+}
+
+// submit queues the decision like execute but does not wait for it: the
+// stream's leader runs on a goroutine of its own when none is running, and
+// the returned function waits for the outcome. Decisions submitted one
+// after another on a stream are decided in that order, which is what lets
+// a connection pipeline its message:send requests.
+func (s *service) submit(ctx context.Context, actor domain.Actor, stream string, mk func() folder, decide decideFunc) func() (appended, error) {
+	return s.enqueue(ctx, actor, stream, mk, decide, nil, true)
+}
+
+func (s *service) enqueue(ctx context.Context, actor domain.Actor, stream string, mk func() folder, decide decideFunc, after func(st folder) error, async bool) func() (appended, error) {
 	e := s.entry(stream, mk)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		if err := s.catchUp(ctx, stream, e); err != nil {
-			return appended{}, err
+	d := &decision{ctx: ctx, actor: actor, decide: decide, after: after, done: make(chan decisionResult, 1)}
+	e.qmu.Lock()
+	e.waiting = append(e.waiting, d)
+	lead := !e.leading
+	e.leading = true
+	e.qmu.Unlock()
+	if lead && !(async && s.spawn(func() { s.lead(stream, mk, e) })) {
+		// Synchronous, or the gateway is shutting down and owns no more
+		// goroutines: the caller leads.
+		s.lead(stream, mk, e)
+	}
+	return d.wait
+}
+
+func (d *decision) wait() (appended, error) {
+	select {
+	case r := <-d.done:
+		return r.res, r.err
+	case <-d.ctx.Done():
+		// The leader may still append it; like a request whose
+		// connection dropped mid-append, it is then in the log unanswered
+		// (a retry with the same clientMsgId finds it).
+		return appended{}, d.ctx.Err()
+	}
+}
+
+// maxBatch bounds the decisions appended together, and so one append's size
+// and the wait of the last of them.
+const maxBatch = 256
+
+// appendTimeout bounds a batch append, which no single request's context
+// may cancel.
+const appendTimeout = 30 * time.Second
+
+// lead decides the waiting decisions of e batch after batch until none is
+// left. It runs on the goroutine of the request that found the stream idle.
+func (s *service) lead(stream string, mk func() folder, e *streamEntry) {
+	for {
+		e.qmu.Lock()
+		batch := e.waiting
+		if len(batch) > maxBatch {
+			batch = batch[:maxBatch:maxBatch]
+			e.waiting = e.waiting[maxBatch:]
+		} else {
+			e.waiting = nil
 		}
-		c := s.decisionContext(actor)
-		events, err := decide(c, e.state)
+		if len(batch) == 0 {
+			e.leading = false
+			e.qmu.Unlock()
+			return
+		}
+		e.qmu.Unlock()
+		e.mu.Lock()
+		s.decideBatch(stream, mk, e, batch)
+		e.mu.Unlock()
+	}
+}
+
+// pendingDecision is a decided request whose events await the batch append.
+type pendingDecision struct {
+	d    *decision
+	envs []domain.Envelope
+}
+
+// decideBatch decides batch in order. Events for the stream itself are
+// applied to the cached state at once, so that each decision sees the ones
+// before it, and appended together with the stream's expected version. A
+// decision that needs the durable state (an error, no events, an after
+// hook, events for another stream) has the events before it appended first
+// and is then decided again on that state. When an append fails the
+// speculative state is dropped and reloaded; after a version conflict (a
+// write of another node) the pending decisions are decided again.
+func (s *service) decideBatch(stream string, mk func() folder, e *streamEntry, batch []*decision) {
+	var pending []pendingDecision
+	conflicts := 0
+	caughtUp := false
+	// flush appends the pending events; false means a version conflict
+	// sent the pending decisions back to be decided again.
+	flush := func() bool {
+		if len(pending) == 0 {
+			return true
+		}
+		var envs []domain.Envelope
+		for _, p := range pending {
+			envs = append(envs, p.envs...)
+		}
+		// The append serves every pending request, so no single
+		// requester's cancellation may abort it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(pending[0].d.ctx), appendTimeout)
+		res, err := s.appendEnvelopes(ctx, stream, eventstore.Exact(e.version), envs)
+		cancel()
+		if err != nil {
+			s.reset(e, mk)
+			caughtUp = false
+			if errors.Is(err, eventstore.ErrWrongExpectedVersion) && conflicts < DefaultMaxRetries {
+				conflicts++
+				again := make([]*decision, 0, len(pending)+len(batch))
+				for _, p := range pending {
+					again = append(again, p.d)
+				}
+				batch = append(again, batch...)
+				pending = pending[:0]
+				return false
+			}
+			for _, p := range pending {
+				p.d.done <- decisionResult{err: err}
+			}
+			pending = pending[:0]
+			return true
+		}
+		e.version = res.Version
+		e.lastPos = res.Positions[len(res.Positions)-1]
+		i := 0
+		for _, p := range pending {
+			n := len(p.envs)
+			p.d.done <- decisionResult{res: appended{Positions: res.Positions[i : i+n], StreamPos: res.Positions[i+n-1]}}
+			i += n
+		}
+		pending = pending[:0]
+		return true
+	}
+	for {
+		if len(batch) == 0 {
+			if flush() {
+				return
+			}
+			continue
+		}
+		d := batch[0]
+		if !caughtUp {
+			if err := s.catchUp(d.ctx, stream, e); err != nil {
+				s.reset(e, mk)
+				for _, p := range pending {
+					p.d.done <- decisionResult{err: err}
+				}
+				for _, d := range batch {
+					d.done <- decisionResult{err: err}
+				}
+				return
+			}
+			caughtUp = true
+		}
+		if err := d.ctx.Err(); err != nil {
+			d.done <- decisionResult{err: err}
+			batch = batch[1:]
+			continue
+		}
+		c := s.decisionContext(d.actor)
+		envs, err := decideEnvelopes(c, d, e.state)
+		if err == nil && len(envs) > 0 && envs[0].Stream == stream && d.after == nil {
+			for _, env := range envs {
+				e.state.Apply(env)
+			}
+			pending = append(pending, pendingDecision{d: d, envs: envs})
+			batch = batch[1:]
+			continue
+		}
+		if len(pending) > 0 {
+			flush() // then d is decided again, on the durable state
+			continue
+		}
+		d.done <- s.finish(stream, e, d, c, envs, err)
+		batch = batch[1:]
+	}
+}
+
+// decideEnvelopes runs d's decide and wraps its events.
+func decideEnvelopes(c domain.Context, d *decision, state folder) ([]domain.Envelope, error) {
+	events, err := d.decide(c, state)
+	if err != nil || len(events) == 0 {
+		return nil, err
+	}
+	envs, err := c.Wrap(events)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: wrap: %w", err)
+	}
+	return envs, nil
+}
+
+// finish completes a decision taken on the durable state: an error (with
+// the access denial it may carry), nothing to append, events for another
+// stream, or events for the stream followed by the after hook, deciding
+// again after version conflicts.
+func (s *service) finish(stream string, e *streamEntry, d *decision, c domain.Context, envs []domain.Envelope, err error) decisionResult {
+	for attempt := 1; ; attempt++ {
 		if err != nil {
 			var denied *domain.AccessDeniedError
 			if errors.As(err, &denied) {
-				if _, aerr := s.appendAny(ctx, c, []domain.Event{denied.Denial}); aerr != nil {
-					return appended{}, errors.Join(err, aerr)
+				if _, aerr := s.appendAny(d.ctx, c, []domain.Event{denied.Denial}); aerr != nil {
+					return decisionResult{err: errors.Join(err, aerr)}
 				}
 			}
-			return appended{}, err
+			return decisionResult{err: err}
 		}
-		if len(events) == 0 {
-			if after != nil {
-				if err := after(e.state); err != nil {
-					return appended{}, err
+		if len(envs) == 0 {
+			if d.after != nil {
+				if err := d.after(e.state); err != nil {
+					return decisionResult{err: err}
 				}
 			}
-			return appended{StreamPos: e.lastPos}, nil
-		}
-		envs, err := c.Wrap(events)
-		if err != nil {
-			return appended{}, fmt.Errorf("gateway: wrap: %w", err)
+			return decisionResult{res: appended{StreamPos: e.lastPos}}
 		}
 		if envs[0].Stream != stream {
-			res, err := s.appendEnvelopes(ctx, envs[0].Stream, eventstore.AnyVersion, envs)
+			res, err := s.appendEnvelopes(d.ctx, envs[0].Stream, eventstore.AnyVersion, envs)
 			if err != nil {
-				return appended{}, err
+				return decisionResult{err: err}
 			}
-			return appended{Positions: res.Positions, StreamPos: e.lastPos}, nil
+			return decisionResult{res: appended{Positions: res.Positions, StreamPos: e.lastPos}}
 		}
-		res, err := s.appendEnvelopes(ctx, stream, eventstore.Exact(e.version), envs)
-		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && attempt < DefaultMaxRetries {
+		res, aerr := s.appendEnvelopes(d.ctx, stream, eventstore.Exact(e.version), envs)
+		if errors.Is(aerr, eventstore.ErrWrongExpectedVersion) && attempt < DefaultMaxRetries {
+			if cerr := s.catchUp(d.ctx, stream, e); cerr != nil {
+				return decisionResult{err: cerr}
+			}
+			c = s.decisionContext(d.actor)
+			envs, err = decideEnvelopes(c, d, e.state)
 			continue
 		}
-		if err != nil {
-			return appended{}, err
+		if aerr != nil {
+			return decisionResult{err: aerr}
 		}
 		for i, env := range envs {
 			e.state.Apply(env)
 			e.lastPos = res.Positions[i]
 		}
 		e.version = res.Version
-		if after != nil {
-			if err := after(e.state); err != nil {
-				return appended{}, err
+		if d.after != nil {
+			if err := d.after(e.state); err != nil {
+				return decisionResult{err: err}
 			}
 		}
-		return appended{Positions: res.Positions, StreamPos: e.lastPos}, nil
+		return decisionResult{res: appended{Positions: res.Positions, StreamPos: e.lastPos}}
 	}
+}
+
+// reset drops e's state, which may hold events that were never appended,
+// so the next decision reloads it from the store.
+func (s *service) reset(e *streamEntry, mk func() folder) {
+	e.state, e.version, e.lastPos = mk(), 0, 0
 }
 
 // appendAny appends events that carry no invariant (denials, audit and

@@ -16,7 +16,7 @@ func TestASlowSocketIOConsumerIsClosedWhileAnotherSocketIOClientKeepsReceiving(t
 	h := newHarness(t, func(c *gateway.Config) {
 		// A write deadline far longer than the queue takes to fill, so that
 		// the queue bound is what drops the slow consumer here.
-		c.MaxQueueMessages, c.WriteTimeout = 16, 30*time.Second
+		c.MaxQueueMessages, c.WriteTimeout = 64, 30*time.Second
 		// The publisher is not the subject here.
 		c.RateLimit = guard.LimitConfig{Rate: 1e5, Burst: 1e5}
 	})
