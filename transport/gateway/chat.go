@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/wardline/wardline/domain"
 	"github.com/wardline/wardline/eventstore"
@@ -63,6 +64,20 @@ func (g *Gateway) dispatch(ctx context.Context, s *session, event string, raw js
 	// user a token whatever the other says; the stricter verdict wins.
 	verdict := max(lim.Allow(start), g.users.Allow(s.userID, start))
 	res, err = g.handle(ctx, s, event, raw, verdict)
+	if p, ok := res.(pending); ok && err == nil {
+		// Logged and measured when its outcome is known.
+		return pending(func() (any, error) {
+			res, err := p()
+			g.observe(s, event, start, err)
+			return res, err
+		}), nil, verdict == guard.Disconnect
+	}
+	g.observe(s, event, start, err)
+	return res, err, verdict == guard.Disconnect
+}
+
+// observe logs an internal failure and counts and times the event.
+func (g *Gateway) observe(s *session, event string, start time.Time, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = string(domain.ErrorCodeOf(err))
@@ -76,7 +91,6 @@ func (g *Gateway) dispatch(ctx context.Context, s *session, event string, raw js
 	}
 	g.metrics.eventsIn.WithLabelValues(s.transport, label, outcome).Inc()
 	g.metrics.ackLatency.WithLabelValues(label).Observe(g.cfg.Now().Sub(start).Seconds())
-	return res, err, verdict == guard.Disconnect
 }
 
 func (g *Gateway) handle(ctx context.Context, s *session, event string, raw json.RawMessage, verdict guard.Verdict) (any, error) {
@@ -310,31 +324,56 @@ func (g *Gateway) messageSend(ctx context.Context, s *session, raw json.RawMessa
 	}); err != nil {
 		return nil, err
 	}
-	return g.postMessage(ctx, s.actor(), domain.PostMessage{RoomID: req.RoomID, Content: req.Content, ClientMsgID: req.ClientMsgID})
+	// The send is queued on the room in arrival order; its ack waits for
+	// the append on its own, so the connection's next request is read
+	// meanwhile (see pending).
+	wait, err := g.submitMessage(ctx, s.actor(), domain.PostMessage{RoomID: req.RoomID, Content: req.Content, ClientMsgID: req.ClientMsgID})
+	if err != nil {
+		return nil, err
+	}
+	return pending(func() (any, error) { return wait() }), nil
 }
 
-// postMessage is message:send and POST /api/v1/rooms/{id}/messages.
+// pending is a handler's result whose outcome is not known yet: the
+// transports that pipeline requests (native) answer it when it returns and
+// read on meanwhile; the others wait for it in place.
+type pending func() (any, error)
+
+// postMessage is POST /api/v1/rooms/{id}/messages.
 func (g *Gateway) postMessage(ctx context.Context, actor domain.Actor, cmd domain.PostMessage) (messageSendRes, error) {
-	if err := cmd.Validate(g.cfg.Limits); err != nil {
-		return messageSendRes{}, err
-	}
-	stream := domain.RoomStream(cmd.RoomID)
-	var result domain.MessageResult
-	res, err := g.svc.execute(ctx, actor, stream, newRoom, func(c domain.Context, st folder) ([]domain.Event, error) {
-		r, events, err := cmd.Decide(c, st.(*domain.Room))
-		result = r
-		return events, err
-	}, nil)
+	wait, err := g.submitMessage(ctx, actor, cmd)
 	if err != nil {
 		return messageSendRes{}, err
 	}
-	pos := res.last()
-	if result.Duplicate {
-		if pos, err = g.svc.positionOf(ctx, stream, result.StreamVersion); err != nil {
+	return wait()
+}
+
+// submitMessage queues cmd's decision on its room and returns the wait
+// for its ack.
+func (g *Gateway) submitMessage(ctx context.Context, actor domain.Actor, cmd domain.PostMessage) (func() (messageSendRes, error), error) {
+	if err := cmd.Validate(g.cfg.Limits); err != nil {
+		return nil, err
+	}
+	stream := domain.RoomStream(cmd.RoomID)
+	var result domain.MessageResult
+	wait := g.svc.submit(ctx, actor, stream, newRoom, func(c domain.Context, st folder) ([]domain.Event, error) {
+		r, events, err := cmd.Decide(c, st.(*domain.Room))
+		result = r
+		return events, err
+	})
+	return func() (messageSendRes, error) {
+		res, err := wait()
+		if err != nil {
 			return messageSendRes{}, err
 		}
-	}
-	return messageSendRes{MessageID: result.MessageID, Seq: result.Seq, Offset: g.offset(pos)}, nil
+		pos := res.last()
+		if result.Duplicate {
+			if pos, err = g.svc.positionOf(ctx, stream, result.StreamVersion); err != nil {
+				return messageSendRes{}, err
+			}
+		}
+		return messageSendRes{MessageID: result.MessageID, Seq: result.Seq, Offset: g.offset(pos)}, nil
+	}, nil
 }
 
 type historyReq struct {

@@ -270,6 +270,9 @@ func (g *Gateway) sioEvent(c *socketio.Conn, ev *socketio.Event) {
 		raw = ev.Args[0]
 	}
 	res, err, disconnect := g.dispatch(c.Context(), s, ev.Name, raw)
+	if p, ok := res.(pending); ok && err == nil {
+		res, err = p()
+	}
 	switch {
 	case err != nil && ev.HasAck():
 		_ = ev.Ack(failure{Error: wireError(err)})
@@ -411,6 +414,15 @@ func (g *Gateway) nativeEvent(ctx context.Context, c *native.Conn, event string,
 	}
 	if err != nil {
 		return nil, nativeError(err)
+	}
+	if p, ok := res.(pending); ok {
+		return native.Pending(func() (any, error) {
+			res, err := p()
+			if err != nil {
+				return nil, nativeError(err)
+			}
+			return res, nil
+		}), nil
 	}
 	return res, nil
 }

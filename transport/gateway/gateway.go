@@ -78,6 +78,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg: cfg, svc: newService(&cfg), metrics: m, pids: newPIDSigner(cfg.Secret), origin: origin,
 		hub: newHub(cfg.Rooms, cfg.Store.Epoch(), m, cfg.Now), revokedAt: map[string]time.Time{},
 	}
+	g.svc.spawn = g.spawn
 	g.users, err = guard.NewKeyedLimiter(cfg.UserRateLimit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)

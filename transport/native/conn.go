@@ -45,6 +45,7 @@ type Conn struct {
 	deferred  bool     // on the server's flush list (CoalesceWindow)
 	lastWrite time.Time
 	inHandler bool // the reader is in a hook whose reply is owed
+	owed      int  // replies of Pending requests not yet written
 	authed    bool
 	pingDue   bool
 	closeReq  *closeRequest
@@ -54,6 +55,8 @@ type Conn struct {
 	space     chan struct{} // closed when the queue drains; nil if nobody waits
 
 	writers      sync.WaitGroup
+	pending      sync.WaitGroup // goroutines of Pending requests
+	slots        chan struct{}  // one per Pending in flight; made at the first
 	pingTimer    *time.Timer
 	authTimer    *time.Timer
 	authDeadline time.Time
@@ -234,6 +237,10 @@ func (c *Conn) reply(frame []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inHandler = false
+	c.replyLocked(frame)
+}
+
+func (c *Conn) replyLocked(frame []byte) {
 	if frame != nil && !c.closed && (c.closeReq == nil || !c.closeReq.abort) && !c.closeSent {
 		c.enqueueBoundedLocked(frame)
 	}
@@ -323,7 +330,7 @@ func (c *Conn) writeLoop() {
 				return
 			}
 			continue
-		case c.closeReq != nil && !c.closeSent && (c.closeReq.abort || !c.inHandler):
+		case c.closeReq != nil && !c.closeSent && (c.closeReq.abort || !c.inHandler && c.owed == 0):
 			c.closeSent = true
 			req := c.closeReq
 			c.mu.Unlock()
@@ -560,6 +567,16 @@ func (c *Conn) exception(e *Error, event string) {
 // answer replies to a request: an ack when it has an id, an exception when
 // it has none and failed.
 func (c *Conn) answer(f *Frame, result any, err error) {
+	frame := c.encodeAnswer(f, result, err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inHandler = false
+	c.replyLocked(frame)
+}
+
+// encodeAnswer is the ack of f, or its exception when it has no id and
+// failed; nil when nothing is owed.
+func (c *Conn) encodeAnswer(f *Frame, result any, err error) []byte {
 	var frame []byte
 	switch {
 	case f.HasID:
@@ -572,7 +589,7 @@ func (c *Conn) answer(f *Frame, result any, err error) {
 	case err != nil:
 		frame = EncodeException(ErrorOf(err), f.Event)
 	}
-	c.reply(frame)
+	return frame
 }
 
 func (c *Conn) handle(b []byte) {
@@ -593,8 +610,61 @@ func (c *Conn) handle(b []byte) {
 		c.answer(&f, nil, &Error{Code: CodeUnauthorized, Message: "not authenticated: send an auth frame first"})
 	default:
 		result, err := c.callOnEvent(&f)
+		if p, ok := result.(Pending); ok && err == nil {
+			c.await(Frame{ID: f.ID, HasID: f.HasID, Event: f.Event}, p)
+			return
+		}
 		c.answer(&f, result, err)
 	}
+}
+
+// Pending is what OnEvent returns for a request whose work goes on after
+// OnEvent has returned, such as a message waiting for its append to be
+// durable: the reader goes on to the next frame, so one connection's
+// requests are pipelined, and the reply is written once the Pending
+// returns, with what it returns. Requests whose order matters must be
+// ordered by OnEvent before it returns (the gateway queues a room's
+// decisions in arrival order). The Pending runs on its own goroutine; it
+// must honour the connection's context. At most Config.MaxPendingReplies
+// wait per connection: at that bound the reader stops reading until one
+// is answered.
+type Pending func() (any, error)
+
+// await runs p for request f and answers it when p returns.
+func (c *Conn) await(f Frame, p Pending) {
+	c.mu.Lock()
+	c.inHandler = false
+	c.owed++
+	if c.slots == nil {
+		c.slots = make(chan struct{}, c.srv.cfg.MaxPendingReplies)
+	}
+	slots := c.slots
+	c.mu.Unlock()
+	slots <- struct{}{} // has room: the reader waited for it before reading f
+	c.pending.Go(func() {
+		defer func() { <-slots }()
+		result, err := c.callPending(&f, p)
+		frame := c.encodeAnswer(&f, result, err)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.owed--
+		c.replyLocked(frame)
+	})
+	if len(slots) == cap(slots) {
+		// At the bound: read nothing more until one is answered.
+		slots <- struct{}{}
+		<-slots
+	}
+}
+
+func (c *Conn) callPending(f *Frame, p Pending) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.cfg.Logger.Error("native: Pending panicked", "event", f.Event, "session", c.id, "panic", r, "stack", string(debug.Stack()))
+			result, err = nil, &Error{Code: CodeInternal, Message: "internal error"}
+		}
+	}()
+	return p()
 }
 
 func (c *Conn) callOnEvent(f *Frame) (result any, err error) {
@@ -736,6 +806,7 @@ func (c *Conn) finish(readErr error) {
 
 	c.cancel()
 	_ = c.ws.Close()
+	c.pending.Wait()
 	c.writers.Wait()
 	c.srv.remove(c)
 	if on := c.srv.cfg.OnClose; on != nil {

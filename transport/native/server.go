@@ -30,6 +30,7 @@ const (
 	DefaultSendQueueMessages = 1024
 	DefaultSendQueueBytes    = 4 << 20
 	DefaultWriteWait         = 10 * time.Second // one write (or batch of writes) may take this long
+	DefaultMaxPendingReplies = 64
 	DefaultPongWait          = 60 * time.Second
 	DefaultPingPeriod        = DefaultPongWait * 9 / 10
 	// closeGracePeriod is how long a peer has to answer our close frame
@@ -126,6 +127,10 @@ type Config struct {
 	PingPeriod        time.Duration // default DefaultPingPeriod
 	PongWait          time.Duration // default DefaultPongWait; must exceed PingPeriod
 
+	// MaxPendingReplies bounds the Pending requests one connection may
+	// have in flight; default DefaultMaxPendingReplies.
+	MaxPendingReplies int
+
 	// CoalesceWindow bounds how often one connection is written to for
 	// pushes (Send): a push to a connection written less than the window
 	// ago waits until the next flush, at most one window, and goes out in
@@ -160,6 +165,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteWait <= 0 {
 		c.WriteWait = DefaultWriteWait
+	}
+	if c.MaxPendingReplies <= 0 {
+		c.MaxPendingReplies = DefaultMaxPendingReplies
 	}
 	if c.PongWait <= 0 {
 		c.PongWait = DefaultPongWait

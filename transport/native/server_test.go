@@ -97,6 +97,16 @@ func newHarness(t testing.TB, adjust func(*native.Config)) *harness {
 					return nil, ctx.Err()
 				}
 				return map[string]string{"done": "yes"}, nil
+			case "later":
+				h.started <- struct{}{}
+				return native.Pending(func() (any, error) {
+					select {
+					case <-h.release:
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+					return map[string]string{"done": "later"}, nil
+				}), nil
 			case "limit":
 				c.CloseWithError(native.CloseRateLimited, &native.Error{Code: native.CodeRateLimited, Message: "rate limit exceeded"}, event)
 				return nil, nil
@@ -967,5 +977,65 @@ func TestWithoutACoalesceWindowEveryPushIsWrittenAtOnce(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("three pushes took %v", took)
+	}
+}
+
+func TestAPendingRequestDoesNotHoldUpTheNextOne(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	w.send(`{"id":2,"event":"later","data":{}}`)
+	<-h.started
+	w.echoes(3) // answered while 2 is still pending
+	h.release <- struct{}{}
+	f := w.next()
+	if a := decodeAck(t, f, 2); !a.Success || !strings.Contains(string(f.Data), `"done":"later"`) {
+		t.Fatalf("pending reply %s", f.Data)
+	}
+}
+
+func TestAtTheBoundOfPendingRepliesTheReaderWaits(t *testing.T) {
+	h := newHarness(t, func(c *native.Config) { c.MaxPendingReplies = 2 })
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	w.send(`{"id":2,"event":"later","data":{}}`)
+	w.send(`{"id":3,"event":"later","data":{}}`)
+	<-h.started
+	<-h.started
+	w.send(`{"id":4,"event":"echo","data":{"n":1}}`)
+	// Both slots are taken: the echo is not read until one is answered.
+	_ = w.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, b, err := w.c.ReadMessage(); err == nil {
+		t.Fatalf("got %s while both pending slots were taken, want nothing", b)
+	}
+	// A read that timed out leaves gorilla's connection unusable, so the
+	// rest is checked through what the server answers to a new one.
+	h.release <- struct{}{}
+	h.release <- struct{}{}
+	w2 := h.dial("chat", nil)
+	w2.authenticate("bob")
+	w2.echoes(5)
+}
+
+func TestShutdownWritesOwedPendingRepliesBeforeClosing(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	w.send(`{"id":2,"event":"later","data":{}}`)
+	<-h.started
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond) // Shutdown is waiting for the owed reply
+	h.release <- struct{}{}
+	if a := decodeAck(t, w.next(), 2); !a.Success {
+		t.Fatalf("pending reply not a success: %+v", a)
+	}
+	w.expectClose(native.CloseGoingAway)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
