@@ -919,13 +919,7 @@ func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) 
 	// for the next flush, and pushes keep their order.
 	start := time.Now()
 	for i := range 3 {
-		frame, err := native.EncodePush("tick", map[string]int{"n": i}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.Send(frame); err != nil {
-			t.Fatal(err)
-		}
+		pushTick(t, conn, i)
 	}
 	for i := range 3 {
 		f := w.next()
@@ -939,13 +933,7 @@ func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) 
 	}
 
 	// A reply goes out at once, taking any held push with it ahead of it.
-	frame, err := native.EncodePush("tick", map[string]int{"n": 3}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.Send(frame); err != nil {
-		t.Fatal(err)
-	}
+	pushTick(t, conn, 3)
 	start = time.Now()
 	w.send(`{"id":7,"event":"echo","data":{"n":1}}`)
 	if f := w.next(); f.Event != "tick" {
@@ -957,6 +945,18 @@ func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) 
 	}
 }
 
+// pushTick sends the push "tick" {"n": n} to conn.
+func pushTick(t *testing.T, conn *native.Conn, n int) {
+	t.Helper()
+	frame, err := native.EncodePush("tick", map[string]int{"n": n}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(frame); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestWithoutACoalesceWindowEveryPushIsWrittenAtOnce(t *testing.T) {
 	h := newHarness(t, nil)
 	w := h.dial("chat", nil)
@@ -964,13 +964,7 @@ func TestWithoutACoalesceWindowEveryPushIsWrittenAtOnce(t *testing.T) {
 	conn := h.waitConnect().conn
 	start := time.Now()
 	for i := range 3 {
-		frame, err := native.EncodePush("tick", map[string]int{"n": i}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.Send(frame); err != nil {
-			t.Fatal(err)
-		}
+		pushTick(t, conn, i)
 		if f := w.next(); f.Event != "tick" {
 			t.Fatalf("got %s, want tick", f.Event)
 		}
