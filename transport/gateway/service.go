@@ -221,8 +221,8 @@ func (d *decision) wait() (appended, error) {
 // and the wait of the last of them.
 const maxBatch = 256
 
-// appendTimeout bounds a batch append, which no single request's context
-// may cancel.
+// appendTimeout bounds the reads and the append of a batch, which no single
+// request's context may cancel.
 const appendTimeout = 30 * time.Second
 
 // lead decides the waiting decisions of e batch after batch until none is
@@ -320,8 +320,18 @@ func (s *service) decideBatch(stream string, mk func() folder, e *streamEntry, b
 			continue
 		}
 		d := batch[0]
+		if err := d.ctx.Err(); err != nil {
+			d.done <- decisionResult{err: err}
+			batch = batch[1:]
+			continue
+		}
 		if !caughtUp {
-			if err := s.catchUp(d.ctx, stream, e); err != nil {
+			// The reads serve the whole batch: one requester's
+			// cancellation must not fail the others.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), appendTimeout)
+			err := s.catchUp(ctx, stream, e)
+			cancel()
+			if err != nil {
 				s.reset(e, mk)
 				for _, p := range pending {
 					p.d.done <- decisionResult{err: err}
@@ -332,11 +342,6 @@ func (s *service) decideBatch(stream string, mk func() folder, e *streamEntry, b
 				return
 			}
 			caughtUp = true
-		}
-		if err := d.ctx.Err(); err != nil {
-			d.done <- decisionResult{err: err}
-			batch = batch[1:]
-			continue
 		}
 		c := s.decisionContext(d.actor)
 		envs, err := decideEnvelopes(c, d, e.state)

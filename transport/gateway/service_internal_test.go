@@ -208,3 +208,36 @@ func waitQueued(t *testing.T, svc *service, n int) {
 		}
 	}
 }
+
+func TestASendWhoseRequesterLeftWhileQueuedDoesNotFailTheOthers(t *testing.T) {
+	svc, g := newGatedService(t)
+	out := make(chan sendResult, 4)
+	go send(svc, "held", out)
+	<-g.entered
+	gone, leave := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() {
+		_, err := svc.execute(gone, domain.Actor{UserID: "alice"}, domain.RoomStream("ward"), newRoom, func(c domain.Context, st folder) ([]domain.Event, error) {
+			_, events, err := domain.PostMessage{RoomID: "ward", Content: "never"}.Decide(c, st.(*domain.Room))
+			return events, err
+		}, nil)
+		left <- err
+	}()
+	waitQueued(t, svc, 1)
+	go send(svc, "stays", out)
+	waitQueued(t, svc, 2)
+	leave()
+	if err := <-left; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the departed requester got %v, want context.Canceled", err)
+	}
+	g.release <- struct{}{}
+	if n := <-g.entered; n != 1 {
+		t.Fatalf("the next append carries %d events, want only the remaining send", n)
+	}
+	g.release <- struct{}{}
+	for range 2 {
+		if r := <-out; r.err != nil || r.seq > 2 {
+			t.Fatalf("send: %+v, want success with seq 1 or 2", r)
+		}
+	}
+}
