@@ -54,11 +54,9 @@ type Conn struct {
 	broken    bool          // a write failed; the reader is about to fail too
 	space     chan struct{} // closed when the queue drains; nil if nobody waits
 
-	writers      sync.WaitGroup
-	pingTimer    *time.Timer
-	authTimer    *time.Timer
-	authDeadline time.Time
-	authCancel   context.CancelFunc // OnAuth's ctx while OnAuth runs; drop cancels it
+	writers   sync.WaitGroup
+	pingTimer *time.Timer
+	auth      *pendingAuth // nil unless waiting for an auth frame
 
 	dlMu    sync.Mutex // orders read-deadline updates against the close grace
 	closing bool
@@ -70,6 +68,23 @@ type Conn struct {
 	wmu           sync.Mutex
 	peerClosed    bool      // the close reply is written; guarded by wmu
 	writeDeadline time.Time // the socket's write deadline as last set; guarded by wmu
+}
+
+// pendingAuth is what a connection needs while it waits for its auth
+// frame, kept apart so that an authenticated connection does not carry it.
+type pendingAuth struct {
+	timer    *time.Timer
+	deadline time.Time
+	cancel   context.CancelFunc // OnAuth's ctx while OnAuth runs; drop cancels it
+}
+
+// authDeadline is when the connection must have authenticated; zero if it
+// is not waiting for an auth frame. Called by the reader's hooks only.
+func (c *Conn) authDeadline() time.Time {
+	if a := c.auth; a != nil {
+		return a.deadline
+	}
+	return time.Time{}
 }
 
 type closeRequest struct {
@@ -449,7 +464,10 @@ func (c *Conn) extendReadDeadline() {
 func (c *Conn) drop() {
 	c.cancel()
 	c.mu.Lock()
-	cancelAuth := c.authCancel
+	var cancelAuth context.CancelFunc
+	if c.auth != nil {
+		cancelAuth = c.auth.cancel
+	}
 	c.mu.Unlock()
 	if cancelAuth != nil {
 		cancelAuth()
@@ -486,7 +504,11 @@ func (c *Conn) authExpired() {
 // goroutine stack, 2 KiB: in a heap profile of wardline serve holding
 // 10,000 idle connections, stacks were 42 MB, and they count towards the
 // GC's heap goal as well.
+//
+// It is the goroutine's first function, not called from a closure, for
+// the same reason; it marks the connection done in the Server's wait group.
 func (c *Conn) serve(pre *Session, preErr error, offset string) {
+	defer c.srv.wg.Done()
 	c.start(pre, preErr, offset)
 	var err error
 	// idle: the reader is between messages, at a frame boundary, so it
@@ -516,8 +538,10 @@ func (c *Conn) start(pre *Session, preErr error, offset string) {
 	c.mu.Lock()
 	c.pingTimer = time.AfterFunc(cfg.PingPeriod, c.schedulePing)
 	if pre == nil && preErr == nil {
-		c.authDeadline = time.Now().Add(cfg.AuthTimeout)
-		c.authTimer = time.AfterFunc(cfg.AuthTimeout, c.authExpired)
+		c.auth = &pendingAuth{
+			deadline: time.Now().Add(cfg.AuthTimeout),
+			timer:    time.AfterFunc(cfg.AuthTimeout, c.authExpired),
+		}
 	}
 	c.mu.Unlock()
 
@@ -685,7 +709,7 @@ func (c *Conn) handleAuth(f *Frame) {
 		offset = *d.Offset
 	}
 	sess, err := c.callOnAuth(*d.Token, offset)
-	if err != nil && !time.Now().Before(c.authDeadline) {
+	if err != nil && !time.Now().Before(c.authDeadline()) {
 		// OnAuth ran out of the time the connection had to authenticate:
 		// that is the auth timeout, whichever of the timer and OnAuth's
 		// ctx fired first.
@@ -712,15 +736,20 @@ func (c *Conn) callOnAuth(token, offset string) (sess Session, err error) {
 	// 10,000 idle connections) for the connection's life, though the
 	// child is long gone. drop, the only way c.ctx ends while OnAuth
 	// runs, cancels this one too.
-	ctx, cancel := context.WithDeadline(context.Background(), c.authDeadline)
+	ctx, cancel := context.WithDeadline(context.Background(), c.authDeadline())
 	c.mu.Lock()
 	dropped := c.ctx.Err() != nil
-	c.authCancel = cancel
+	a := c.auth
+	if a != nil {
+		a.cancel = cancel
+	}
 	c.mu.Unlock()
 	defer func() {
-		c.mu.Lock()
-		c.authCancel = nil
-		c.mu.Unlock()
+		if a != nil {
+			c.mu.Lock()
+			a.cancel = nil
+			c.mu.Unlock()
+		}
 		cancel()
 	}()
 	if dropped {
@@ -768,9 +797,9 @@ func (c *Conn) authenticated(sess Session, id int64, hasID bool, offset string) 
 	c.authed = true
 	c.inHandler = false
 	c.session.Store(&sess)
-	if c.authTimer != nil {
-		c.authTimer.Stop()
-		c.authTimer = nil // ~130 bytes an idle connection need not keep
+	if c.auth != nil {
+		c.auth.timer.Stop()
+		c.auth = nil // ~200 bytes an idle connection need not keep
 	}
 	if hasID {
 		c.enqueueLocked(encodeAuthAck(id, sess.UserID, c.id))
@@ -801,8 +830,8 @@ func (c *Conn) finish(readErr error) {
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
-	if c.authTimer != nil {
-		c.authTimer.Stop()
+	if c.auth != nil {
+		c.auth.timer.Stop()
 	}
 	c.mu.Unlock()
 

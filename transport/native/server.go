@@ -361,10 +361,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	offset := r.URL.Query().Get("offset")
 	handedOver = true
-	go func() {
-		defer s.wg.Done()
-		c.serve(pre, preErr, offset)
-	}()
+	go c.serve(pre, preErr, offset) // calls s.wg.Done
 }
 
 func (s *Server) remove(c *Conn) {
