@@ -598,6 +598,9 @@ func (c *Conn) waitIdle() {
 		return
 	}
 	for {
+		if c.br.Buffered() == 0 {
+			waitReadable(c.ws.NetConn())
+		}
 		if _, err := c.br.Peek(1); err != nil || !c.skipPong() {
 			return
 		}
