@@ -13,10 +13,11 @@
 // split keeps this layer testable without a store or a JWT verifier, and keeps
 // the domain out of the socket code.
 //
-// Processing model: each connection has one reader goroutine, which decodes a
-// frame and calls Config.OnEvent synchronously, so the requests of one
-// connection are handled strictly in the order they were sent and at most one
-// is in flight. A slow command therefore delays only its own connection (TCP
+// Processing model: each connection has one reader goroutine. It waits for
+// the next frame on a small stack, then has one of the Server's shared deep
+// workers read the message and call Config.OnEvent, and waits for it, so the
+// requests of one connection are handled strictly in the order they were sent
+// and at most one is in flight. A slow command therefore delays only its own connection (TCP
 // back-pressure reaches that client); connections run in parallel, which is
 // what lets the store group-commit many clients' appends. A connection has a
 // writer only while it has frames queued: the writer drains the queue back to

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/wardline/wardline/transport/native"
 )
 
@@ -115,4 +117,75 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// maskedFrame is a client frame with a zero masking key and a payload
+// under 126 bytes.
+func maskedFrame(op byte, payload string) []byte {
+	return append([]byte{0x80 | op, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+}
+
+func readText(br *bufio.Reader) (string, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+		return "", err
+	}
+	n := int(hdr[1] & 0x7f)
+	if n == 126 {
+		if _, err := io.ReadFull(br, hdr[2:4]); err != nil {
+			return "", err
+		}
+		n = int(hdr[2])<<8 | int(hdr[3])
+	}
+	b := make([]byte, n)
+	_, err := io.ReadFull(br, b)
+	return string(b), err
+}
+
+// The reader waits for frames outside gorilla and consumes whole pongs
+// itself; requests that arrive in one segment with pongs, or behind a
+// pong split across segments, must all still be answered, in order.
+func TestRequestsArrivingWithPongsAreAllAnsweredInOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	addr := strings.TrimPrefix(h.hs.URL, "http://")
+	c, err := rawDial(addr, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	const pong = 0xA
+	var burst []byte
+	burst = append(burst, maskedFrame(pong, "a")...)
+	burst = append(burst, maskedFrame(websocket.TextMessage, `{"id":1,"event":"echo","data":1}`)...)
+	burst = append(burst, maskedFrame(pong, "")...)
+	burst = append(burst, maskedFrame(websocket.TextMessage, `{"id":2,"event":"echo","data":2}`)...)
+	if _, err := c.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	readAck := func(id int) {
+		t.Helper()
+		got, err := readText(br)
+		if err != nil {
+			t.Fatalf("ack %d: %v", id, err)
+		}
+		if !strings.Contains(got, fmt.Sprintf(`"id":%d,`, id)) {
+			t.Fatalf("frame %q, want the ack of request %d", got, id)
+		}
+	}
+	// Both before anything else is sent: the second request is in the
+	// server's read buffer, not in the socket, once the first is read.
+	readAck(1)
+	readAck(2)
+	split := maskedFrame(pong, "split")
+	if _, err := c.Write(split[:3]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the reader sees an incomplete pong
+	rest := append(split[3:], maskedFrame(websocket.TextMessage, `{"id":3,"event":"echo","data":3}`)...)
+	if _, err := c.Write(rest); err != nil {
+		t.Fatal(err)
+	}
+	readAck(3)
 }

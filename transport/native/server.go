@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,8 +38,9 @@ const (
 	// closeGracePeriod is how long a peer has to answer our close frame
 	// before the TCP connection is dropped.
 	closeGracePeriod = 3 * time.Second
-	// readBufferSize is gorilla's per-connection read buffer (it raises
-	// anything under 125 to 125, the largest control frame payload).
+	// readBufferSize is the per-connection read buffer, which gorilla
+	// adopts from hijacker (it must be over 256 bytes for that, and hold
+	// a control frame's 125-byte payload).
 	readBufferSize = 512
 )
 
@@ -64,8 +67,9 @@ type CloseInfo struct {
 	Err error
 }
 
-// Config configures a Server. The hooks are called on the connection's
-// reader goroutine (OnClose after it), one at a time per connection, so a
+// Config configures a Server. The hooks are called for the connection's
+// reader, which waits for them (on a shared deep worker; OnClose on the
+// reader, after everything else), one at a time per connection, so a
 // hook never runs concurrently with another hook of the same connection.
 // Hooks of different connections run concurrently.
 type Config struct {
@@ -102,8 +106,9 @@ type Config struct {
 	// OnConnect is called once the connection is authenticated and the
 	// auth ack and the connected push are queued, so anything the gateway
 	// sends from here (replay from offset, live events) follows them. It
-	// runs on the reader goroutine: long work (a replay) belongs in a
-	// goroutine bound to c.Context(), using SendWait for back-pressure.
+	// runs for the reader, which waits for it: long work (a replay)
+	// belongs in a goroutine bound to c.Context(), using SendWait for
+	// back-pressure.
 	OnConnect func(ctx context.Context, c *Conn, offset string)
 
 	// OnEvent handles one request of an authenticated connection and
@@ -222,8 +227,10 @@ type Server struct {
 	frames     wsframe.Pool
 	readBufs   sync.Pool // *bytes.Buffer for incoming messages; at most MaxFrameSize grown
 
-	// Writer goroutines, shared by the connections (see startWriter).
+	// Writer goroutines, shared by the connections (see startWriter), and
+	// deep workers (see deep); writerGoroutines counts both.
 	work             chan *Conn // unbuffered: a send succeeds only if a writer is idle
+	deepWork         chan deepJob
 	quit             chan struct{}
 	quitOnce         sync.Once
 	writerGoroutines sync.WaitGroup
@@ -251,6 +258,7 @@ func NewServer(cfg Config) (*Server, error) {
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
 		work:       make(chan *Conn),
+		deepWork:   make(chan deepJob),
 		quit:       make(chan struct{}),
 	}
 	s.readBufs.New = func() any { return new(bytes.Buffer) }
@@ -259,11 +267,13 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteWait,
-		// gorilla only needs its read buffer for frame headers and control
-		// frames: payloads of a message's Read larger than the buffer go
-		// straight to the caller's slice. Left at 0, gorilla would keep the
-		// HTTP server's 4 KiB reader for the connection's life.
-		ReadBufferSize: readBufferSize,
+		// ReadBufferSize is left at 0 so that gorilla adopts the reader
+		// that hijacker.Hijack hands it (readBufferSize bytes, not the
+		// HTTP server's 4 KiB one): the reader goroutine then waits for
+		// the next frame in that reader's Peek, on a small stack (see
+		// Conn.waitIdle). gorilla only needs the buffer for frame headers
+		// and control frames: payloads of a message's Read larger than
+		// the buffer go straight to the caller's slice.
 		// A pool means an idle connection holds no write buffer: with
 		// thousands of mostly idle sockets that is most of the memory.
 		WriteBufferPool: &s.writePool,
@@ -343,11 +353,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			preErr = err
 		}
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		return // Upgrade has answered the request with an HTTP error
 	}
 	c := newConn(s, ws, ns, r)
+	c.br = hj.br
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	late := s.shutdown
@@ -357,10 +369,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	offset := r.URL.Query().Get("offset")
 	handedOver = true
-	go func() {
-		defer s.wg.Done()
-		c.serve(pre, preErr, offset)
-	}()
+	go c.serve(pre, preErr, offset) // calls s.wg.Done
 }
 
 func (s *Server) remove(c *Conn) {
@@ -445,6 +454,48 @@ func (s *Server) writer(c *Conn) {
 	}
 }
 
+// deepJob is a function a reader has a deep worker run; done is closed
+// when it has returned.
+type deepJob struct {
+	fn   func()
+	done chan struct{}
+}
+
+// deep runs fn on a deep worker goroutine and waits for it: the readers
+// hand over the work that needs a deep stack, so their own stacks stay at
+// 2 KiB (see Conn.serve). Like the writers, the workers are shared and
+// outlive the job, so a busy server does not grow a fresh goroutine's
+// stack for every message; idle, they are gone after writerIdle.
+func (s *Server) deep(fn func()) {
+	j := deepJob{fn: fn, done: make(chan struct{})}
+	select {
+	case s.deepWork <- j:
+	default:
+		s.writerGoroutines.Add(1)
+		go s.deepWorker(j)
+	}
+	<-j.done
+}
+
+func (s *Server) deepWorker(j deepJob) {
+	defer s.writerGoroutines.Done()
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
+	for {
+		j.fn()
+		close(j.done)
+		j = deepJob{} // the worker must not keep the job's connection alive
+		idle.Reset(writerIdle)
+		select {
+		case j = <-s.deepWork:
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
+}
+
 // deferWrite puts c on the list of the next flush, starting the flusher
 // when it is not running. c.mu is held by the caller.
 func (s *Server) deferWrite(c *Conn) {
@@ -516,4 +567,33 @@ func sameOrigin(r *http.Request) error {
 		return fmt.Errorf("native: origin %q not allowed", origin)
 	}
 	return nil
+}
+
+// hijacker hands gorilla's Upgrade the hijacked connection with a read
+// buffer of readBufferSize made here, which gorilla (with ReadBufferSize
+// 0 and a reader over 256 bytes) keeps as the connection's reader: the
+// Conn can then tell whether a frame is already buffered and wait for the
+// next one in a Peek of its own (Conn.waitIdle).
+type hijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("native: response does not implement http.Hijacker")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		// gorilla refuses this too; it must not go unnoticed in a reader
+		// it does not see.
+		_ = nc.Close()
+		return nil, nil, errors.New("native: client sent data before handshake is complete")
+	}
+	h.br = bufio.NewReaderSize(nc, readBufferSize)
+	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
 }
