@@ -14,6 +14,10 @@ var (
 	// send queue overflowed. The socket is closed (WebSocket close 1013); the
 	// client is expected to reconnect and resume from its last offset.
 	ErrQueueFull = errors.New("engineio: send queue full")
+	// ErrWriteTimeout means one WebSocket write did not complete within
+	// WriteTimeout: the client stopped reading, the other way of being a
+	// slow consumer. The connection is dropped.
+	ErrWriteTimeout = errors.New("engineio: write timed out")
 	// ErrPingTimeout means the client did not answer a ping in time.
 	ErrPingTimeout = errors.New("engineio: ping timeout")
 	// ErrTransportClosed means the client went away: the WebSocket closed or

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -67,7 +68,9 @@ func (s *Socket) writeLoop(conn *websocket.Conn) {
 			s.spare = batch[:0]
 			s.mu.Unlock()
 		}
-		if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.abort(fmt.Errorf("%w: %w", ErrWriteTimeout, err))
+		} else if err != nil {
 			s.abort(fmt.Errorf("%w: write: %v", ErrTransportClosed, err))
 		}
 	}

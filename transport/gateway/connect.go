@@ -297,7 +297,7 @@ func (g *Gateway) sioDisconnect(c *socketio.Conn, reason error) {
 	if s == nil {
 		return
 	}
-	if errors.Is(reason, engineio.ErrQueueFull) {
+	if errors.Is(reason, engineio.ErrQueueFull) || errors.Is(reason, engineio.ErrWriteTimeout) {
 		s.markSlow()
 	}
 	g.endSession(s, s.endReason())
@@ -433,7 +433,7 @@ func (g *Gateway) nativeClose(c *native.Conn, info native.CloseInfo) {
 	if st == nil || st.s == nil {
 		return
 	}
-	if errors.Is(info.Err, native.ErrSlowConsumer) {
+	if errors.Is(info.Err, native.ErrSlowConsumer) || errors.Is(info.Err, native.ErrWriteTimeout) {
 		st.s.markSlow()
 	}
 	g.endSession(st.s, st.s.endReason())

@@ -197,13 +197,20 @@ func TestASlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
 	}
 	// The slow consumer is dropped: by its queue overflowing (1013) or,
 	// when its socket stays blocked longer than WriteTimeout first, by the
-	// write deadline. Either way its session ends.
+	// write deadline. Either way its session ends, and it counts as one
+	// overflow.
 	deadline := time.Now().Add(15 * time.Second)
 	for len(h.presence.SessionsOf("slow")) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the slow consumer's session never ended")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, "the overflow to be counted", func() bool {
+		return h.metricValue("wardline_gateway_queue_overflows_total", map[string]string{"transport": "native"}) == 1
+	})
+	if got := sessionEndReasons(t, h, "slow"); len(got) != 1 || got[0] != "slow consumer" {
+		t.Fatalf("SessionEnded reasons of slow = %q, want one \"slow consumer\"", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -51,9 +52,12 @@ type Conn struct {
 	pingDue   bool
 	closeReq  *closeRequest
 	closeSent bool
-	closed    bool          // the reader has exited; nothing more is sent
-	broken    bool          // a write failed; the reader is about to fail too
-	space     chan struct{} // closed when the queue drains; nil if nobody waits
+	closed    bool // the reader has exited; nothing more is sent
+	broken    bool // a write failed; the reader is about to fail too
+	// writeTimedOut: the failed write hit the write deadline (the client
+	// stopped reading).
+	writeTimedOut bool
+	space         chan struct{} // closed when the queue drains; nil if nobody waits
 
 	writers   sync.WaitGroup
 	pending   sync.WaitGroup // goroutines of Pending requests
@@ -335,7 +339,7 @@ func (c *Conn) writeLoop() {
 			c.spare = batch[:0]
 			c.mu.Unlock()
 			if err != nil {
-				c.writeFailed()
+				c.writeFailed(err)
 				return
 			}
 			continue
@@ -343,7 +347,7 @@ func (c *Conn) writeLoop() {
 			c.pingDue = false
 			c.mu.Unlock()
 			if err := c.writeControl(websocket.PingMessage, nil); err != nil {
-				c.writeFailed()
+				c.writeFailed(err)
 				return
 			}
 			continue
@@ -353,7 +357,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			msg := websocket.FormatCloseMessage(req.code, truncateReason(req.reason))
 			if err := c.writeControl(websocket.CloseMessage, msg); err != nil {
-				c.writeFailed()
+				c.writeFailed(err)
 				return
 			}
 			c.startCloseGrace()
@@ -441,10 +445,11 @@ func (c *Conn) answerClose(code int, _ string) error {
 
 // writeFailed ends a connection whose socket cannot be written: closing the
 // socket makes the reader fail and run the ending.
-func (c *Conn) writeFailed() {
+func (c *Conn) writeFailed(err error) {
 	c.mu.Lock()
 	c.writing = false
 	c.broken = true
+	c.writeTimedOut = errors.Is(err, os.ErrDeadlineExceeded)
 	c.mu.Unlock()
 	_ = c.ws.NetConn().Close()
 }
@@ -932,6 +937,9 @@ func (c *Conn) closeInfoLocked(readErr error) CloseInfo {
 		return CloseInfo{Code: CloseTooLarge, Reason: "frame too large", Err: ErrFrameTooLarge}
 	case req != nil && (c.closeSent || !errors.As(readErr, &ce)):
 		return CloseInfo{Code: req.code, Reason: req.reason, Err: req.err}
+	case c.writeTimedOut:
+		// No close frame could be written; the client sees the TCP close.
+		return CloseInfo{Code: CloseTryAgain, Reason: "slow consumer: write timed out", Err: ErrWriteTimeout}
 	case errors.As(readErr, &ce):
 		return CloseInfo{Code: ce.Code, Reason: ce.Text, Remote: true}
 	}

@@ -92,6 +92,10 @@ var (
 	// ErrSlowConsumer is returned by the Send that overflowed the send queue
 	// and is CloseInfo.Err of the connection it closed (with 1013).
 	ErrSlowConsumer = errors.New("native: send queue full (slow consumer)")
+	// ErrWriteTimeout is CloseInfo.Err of a connection dropped because one
+	// write did not complete within Config.WriteWait: a client that stopped
+	// reading, the other way of being a slow consumer.
+	ErrWriteTimeout = errors.New("native: write timed out (slow consumer)")
 	// ErrNoCredentials is returned by Config.Authenticate when the handshake
 	// carries no credentials, so the connection must authenticate with an
 	// auth frame.

@@ -1033,3 +1033,36 @@ func TestShutdownWritesOwedPendingRepliesBeforeClosing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAClientThatStopsReadingIsDroppedAtTheWriteDeadlineAsASlowConsumer(t *testing.T) {
+	// A queue far larger than what is sent, so that the write deadline,
+	// not the queue bound, ends the connection.
+	h := newHarness(t, func(c *native.Config) { c.SendQueueMessages, c.SendQueueBytes, c.WriteWait = 1 << 20, 1 << 30, 300 * time.Millisecond })
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}
+	sc, _, err := dialer.Dial(h.url("chat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	(&wsConn{t: t, c: sc}).authenticate("stuck")
+	conn := h.waitConnect().conn
+	frame, err := native.EncodePush("blob", map[string]string{"content": strings.Repeat("b", 32<<10)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 { // far more than the kernel buffers hold
+		if conn.Send(frame) != nil {
+			break
+		}
+	}
+	c := h.waitClose()
+	if !errors.Is(c.info.Err, native.ErrWriteTimeout) || c.info.Code != native.CloseTryAgain || c.info.Remote {
+		t.Fatalf("close info %+v, want the server's 1013 with ErrWriteTimeout", c.info)
+	}
+}
