@@ -271,8 +271,50 @@ func (g *Gateway) sioEvent(c *socketio.Conn, ev *socketio.Event) {
 	}
 	res, err, disconnect := g.dispatch(c.Context(), s, ev.Name, raw)
 	if p, ok := res.(pending); ok && err == nil {
+		if !disconnect && ev.HasAck() && g.sioPipeline(s, func() { g.sioAnswer(c, ev, p) }) {
+			return
+		}
 		res, err = p()
 	}
+	g.sioReply(c, ev, res, err)
+	if disconnect {
+		s.end(closeRateLimited, wireError(errRateLimited), ev.Name)
+	}
+}
+
+// maxSIOPipelined bounds the requests of one Socket.IO connection answered
+// off its reader, like native.DefaultMaxPendingReplies.
+const maxSIOPipelined = 64
+
+// sioPipeline runs answer on a goroutine of the gateway so that the
+// connection's reader goes on to the next packet while a message:send waits
+// for its append: its decision is already queued, in the order read. At
+// maxSIOPipelined in flight the reader waits for one to finish. It reports
+// false when the gateway is shutting down; the caller then answers in place.
+func (g *Gateway) sioPipeline(s *session, answer func()) bool {
+	if s.inFlight == nil { // only the connection's reader gets here
+		s.inFlight = make(chan struct{}, maxSIOPipelined)
+	}
+	s.inFlight <- struct{}{}
+	ok := g.spawn(func() {
+		defer func() { <-s.inFlight }()
+		answer()
+	})
+	if !ok {
+		<-s.inFlight
+	}
+	return ok
+}
+
+// sioAnswer waits for a pipelined request's outcome and acks it.
+func (g *Gateway) sioAnswer(c *socketio.Conn, ev *socketio.Event, p pending) {
+	res, err := p()
+	g.sioReply(c, ev, res, err)
+}
+
+// sioReply acks ev with res or err, or emits an exception for a failed
+// event without ack.
+func (g *Gateway) sioReply(c *socketio.Conn, ev *socketio.Event, res any, err error) {
 	switch {
 	case err != nil && ev.HasAck():
 		_ = ev.Ack(failure{Error: wireError(err)})
@@ -286,9 +328,6 @@ func (g *Gateway) sioEvent(c *socketio.Conn, ev *socketio.Event) {
 			break
 		}
 		_ = ev.Ack(b)
-	}
-	if disconnect {
-		s.end(closeRateLimited, wireError(errRateLimited), ev.Name)
 	}
 }
 

@@ -37,6 +37,9 @@ type session struct {
 	// a bucket starts full and stays full until then, so an idle
 	// connection need not hold one.
 	limiter atomic.Pointer[guard.Limiter]
+	// inFlight holds a slot per Socket.IO request answered off the reader
+	// (a pipelined message:send); made at the first.
+	inFlight chan struct{}
 
 	// overflowed is set once the session is known to be a slow consumer,
 	// so it is counted once whichever path (a send, the replay buffer, the
