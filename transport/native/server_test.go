@@ -1037,7 +1037,9 @@ func TestShutdownWritesOwedPendingRepliesBeforeClosing(t *testing.T) {
 func TestAClientThatStopsReadingIsDroppedAtTheWriteDeadlineAsASlowConsumer(t *testing.T) {
 	// A queue far larger than what is sent, so that the write deadline,
 	// not the queue bound, ends the connection.
-	h := newHarness(t, func(c *native.Config) { c.SendQueueMessages, c.SendQueueBytes, c.WriteWait = 1 << 20, 1 << 30, 300 * time.Millisecond })
+	h := newHarness(t, func(c *native.Config) {
+		c.SendQueueMessages, c.SendQueueBytes, c.WriteWait = 1<<20, 1<<30, 300*time.Millisecond
+	})
 	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if tc, ok := c.(*net.TCPConn); ok {
