@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
 )
 
@@ -26,10 +27,7 @@ type Server struct {
 	readBufs  sync.Pool // *[]byte for incoming WebSocket messages; see readMessage
 
 	// Writer goroutines, shared by the sockets (see startWriter).
-	work             chan writeJob // unbuffered: a send succeeds only if a writer is idle
-	quit             chan struct{}
-	quitOnce         sync.Once
-	writerGoroutines sync.WaitGroup
+	writers *workpool.Pool[writeJob]
 
 	mu       sync.RWMutex
 	sockets  map[string]*Socket
@@ -48,8 +46,7 @@ func NewServer(cfg Config) (*Server, error) {
 	srv := &Server{
 		cfg:     cfg,
 		sockets: make(map[string]*Socket),
-		work:    make(chan writeJob),
-		quit:    make(chan struct{}),
+		writers: workpool.New(writerIdle, writeJob.run),
 	}
 	srv.readBufs.New = func() any {
 		b := make([]byte, 0, 512)
@@ -239,46 +236,15 @@ type writeJob struct {
 	conn *websocket.Conn
 }
 
-// startWriter hands a socket with queued packets to an idle writer
-// goroutine, or starts one. Writers outlive the socket they wrote for
-// because a fresh goroutine's stack starts small and writev needs more: a
-// CPU profile of wardline serve at 50k deliveries/s had runtime.newstack
-// and copystack under FD.Writev at 14% of the server's CPU when every
-// burst got a new goroutine.
-func (srv *Server) startWriter(j writeJob) {
-	select {
-	case srv.work <- j:
-	default:
-		srv.writerGoroutines.Add(1)
-		go srv.writer(j)
-	}
-}
+func (j writeJob) run() { j.s.writeLoop(j.conn) }
 
-// writer drains j, then waits for another socket to drain, until it has
-// been idle for writerIdle or the Server has shut down.
-func (srv *Server) writer(j writeJob) {
-	defer srv.writerGoroutines.Done()
-	idle := time.NewTimer(writerIdle)
-	defer idle.Stop()
-	for {
-		j.s.writeLoop(j.conn)
-		j = writeJob{} // keep no socket reachable while idle
-		idle.Reset(writerIdle)
-		select {
-		case j = <-srv.work:
-		case <-idle.C:
-			return
-		case <-srv.quit:
-			return
-		}
-	}
-}
+// startWriter hands a socket with queued packets to an idle writer
+// goroutine, or starts one (see workpool: the writev path needs a grown
+// stack).
+func (srv *Server) startWriter(j writeJob) { srv.writers.Go(j) }
 
 // stopWriters ends the idle writer goroutines once no session is left.
-func (srv *Server) stopWriters() {
-	srv.quitOnce.Do(func() { close(srv.quit) })
-	srv.writerGoroutines.Wait()
-}
+func (srv *Server) stopWriters() { srv.writers.Stop() }
 
 // newID returns a session id: 15 random bytes, base64url (20 characters),
 // like the reference server's.

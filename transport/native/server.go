@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
 )
 
@@ -228,9 +229,10 @@ type Server struct {
 	readBufs   sync.Pool // *bytes.Buffer for incoming messages; at most MaxFrameSize grown
 
 	// Writer goroutines, shared by the connections (see startWriter), and
-	// deep workers (see deep); writerGoroutines counts both.
-	work             chan *Conn // unbuffered: a send succeeds only if a writer is idle
-	deepWork         chan deepJob
+	// deep workers (see deep).
+	writers *workpool.Pool[*Conn]
+	deeps   *workpool.Pool[deepJob]
+	// quit stops the flusher; writerGoroutines counts it.
 	quit             chan struct{}
 	quitOnce         sync.Once
 	writerGoroutines sync.WaitGroup
@@ -257,9 +259,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
-		work:       make(chan *Conn),
-		deepWork:   make(chan deepJob),
 		quit:       make(chan struct{}),
+		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
+		deeps:      workpool.New(workerIdle, deepJob.run),
 	}
 	s.readBufs.New = func() any { return new(bytes.Buffer) }
 	for _, ns := range cfg.Namespaces {
@@ -415,44 +417,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// writerIdle is how long a writer goroutine waits for another connection
-// to write for before it exits. Under load a writer finds work within
-// microseconds; idle, the goroutines are gone a moment after the traffic.
-const writerIdle = 250 * time.Millisecond
+// workerIdle is how long a writer or deep worker waits for another job
+// before it exits. Under load a worker finds work within microseconds;
+// idle, the goroutines are gone a moment after the traffic.
+const workerIdle = 250 * time.Millisecond
 
 // startWriter hands c, whose queue has work, to an idle writer goroutine,
-// or starts one. Writer goroutines outlive the connection they wrote for
-// because a fresh goroutine's stack starts small and writev needs more:
-// in a CPU profile of wardline serve at 50k deliveries/s, runtime.newstack
-// and copystack under FD.Writev were 14% of the server's CPU when every
-// burst got a new goroutine.
-func (s *Server) startWriter(c *Conn) {
-	select {
-	case s.work <- c:
-	default:
-		s.writerGoroutines.Add(1)
-		go s.writer(c)
-	}
-}
-
-// writer drains c, then waits for another connection to drain, until it
-// has been idle for writerIdle or the Server has shut down.
-func (s *Server) writer(c *Conn) {
-	defer s.writerGoroutines.Done()
-	idle := time.NewTimer(writerIdle)
-	defer idle.Stop()
-	for {
-		c.writeLoop()
-		idle.Reset(writerIdle)
-		select {
-		case c = <-s.work:
-		case <-idle.C:
-			return
-		case <-s.quit:
-			return
-		}
-	}
-}
+// or starts one (see workpool: the writev path needs a grown stack).
+func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 
 // deepJob is a function a reader has a deep worker run; done is closed
 // when it has returned.
@@ -461,39 +433,20 @@ type deepJob struct {
 	done chan struct{}
 }
 
+func (j deepJob) run() {
+	j.fn()
+	close(j.done)
+}
+
 // deep runs fn on a deep worker goroutine and waits for it: the readers
 // hand over the work that needs a deep stack, so their own stacks stay at
 // 2 KiB (see Conn.serve). Like the writers, the workers are shared and
 // outlive the job, so a busy server does not grow a fresh goroutine's
-// stack for every message; idle, they are gone after writerIdle.
+// stack for every message; idle, they are gone after workerIdle.
 func (s *Server) deep(fn func()) {
 	j := deepJob{fn: fn, done: make(chan struct{})}
-	select {
-	case s.deepWork <- j:
-	default:
-		s.writerGoroutines.Add(1)
-		go s.deepWorker(j)
-	}
+	s.deeps.Go(j)
 	<-j.done
-}
-
-func (s *Server) deepWorker(j deepJob) {
-	defer s.writerGoroutines.Done()
-	idle := time.NewTimer(writerIdle)
-	defer idle.Stop()
-	for {
-		j.fn()
-		close(j.done)
-		j = deepJob{} // the worker must not keep the job's connection alive
-		idle.Reset(writerIdle)
-		select {
-		case j = <-s.deepWork:
-		case <-idle.C:
-			return
-		case <-s.quit:
-			return
-		}
-	}
 }
 
 // deferWrite puts c on the list of the next flush, starting the flusher
@@ -548,10 +501,13 @@ func (s *Server) flusher() {
 	}
 }
 
-// stopWriters ends the idle writer goroutines once no connection is left.
+// stopWriters ends the idle workers and the flusher once no connection is
+// left.
 func (s *Server) stopWriters() {
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.writerGoroutines.Wait()
+	s.writers.Stop()
+	s.deeps.Stop()
 }
 
 // sameOrigin is the default CheckRequest: non-browser clients send no

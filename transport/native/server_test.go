@@ -202,6 +202,25 @@ func (w *wsConn) next() native.Frame {
 	return f
 }
 
+// dialSmallReadBuffer dials /ws/chat with a client receive buffer of
+// size bytes, so that the server's writes block after little data.
+func (h *harness) dialSmallReadBuffer(size int) *websocket.Conn {
+	h.t.Helper()
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(size)
+		}
+		return c, err
+	}}
+	c, _, err := dialer.Dial(h.url("chat"), nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // expectClose reads until the server's close frame and checks its code.
 func (w *wsConn) expectClose(code int) *websocket.CloseError {
 	w.t.Helper()
@@ -667,18 +686,7 @@ func TestSlowConsumerIsClosed1013WhileOthersKeepReceiving(t *testing.T) {
 	// The slow client shrinks its receive buffer so the server's queue,
 	// not the kernel, fills up within a bounded number of frames. (A few
 	// KiB would make Linux's zero-window probing stall the final read.)
-	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(64 << 10)
-		}
-		return c, err
-	}}
-	sc, _, err := dialer.Dial(h.url("chat"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := h.dialSmallReadBuffer(64 << 10)
 	slow := &wsConn{t: t, c: sc}
 	slow.authenticate("slow")
 	slowConn := h.waitConnect().conn
@@ -857,18 +865,7 @@ func TestAClientThatFloodsWithoutReadingIsASlowConsumer(t *testing.T) {
 		c.SendQueueMessages = 8
 		c.WriteWait = 500 * time.Millisecond
 	})
-	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(64 << 10)
-		}
-		return c, err
-	}}
-	c, _, err := dialer.Dial(h.url("chat"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := h.dialSmallReadBuffer(64 << 10)
 	// Bad frames before authentication: each earns an exception that the
 	// client never reads, so the answers must not pile up without bound.
 	frame := []byte(`{"event":1,"pad":"` + strings.Repeat("x", 256) + `"}`)
@@ -1040,18 +1037,7 @@ func TestAClientThatStopsReadingIsDroppedAtTheWriteDeadlineAsASlowConsumer(t *te
 	h := newHarness(t, func(c *native.Config) {
 		c.SendQueueMessages, c.SendQueueBytes, c.WriteWait = 1<<20, 1<<30, 300*time.Millisecond
 	})
-	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}}
-	sc, _, err := dialer.Dial(h.url("chat"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := h.dialSmallReadBuffer(4 << 10)
 	(&wsConn{t: t, c: sc}).authenticate("stuck")
 	conn := h.waitConnect().conn
 	frame, err := native.EncodePush("blob", map[string]string{"content": strings.Repeat("b", 32<<10)}, "")
