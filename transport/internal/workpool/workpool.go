@@ -53,9 +53,9 @@ func (p *Pool[T]) worker(j T) {
 	idle := time.NewTimer(p.idle)
 	defer idle.Stop()
 	for {
+		// The finished job is dead from here (j is only assigned again), so
+		// an idle worker keeps nothing of it reachable.
 		p.run(j)
-		var zero T
-		j = zero // an idle worker must keep nothing of its last job alive
 		idle.Reset(p.idle)
 		p.idling.Add(1)
 		select {
