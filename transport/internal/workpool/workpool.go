@@ -52,23 +52,28 @@ func (p *Pool[T]) worker(j T) {
 	defer p.running.Add(-1)
 	idle := time.NewTimer(p.idle)
 	defer idle.Stop()
-	for {
-		// The finished job is dead from here (j is only assigned again), so
-		// an idle worker keeps nothing of it reachable.
+	// j is never address-taken here (the select is in wait), so a finished
+	// job is dead while the worker waits: an idle worker keeps nothing of
+	// its last connection reachable.
+	for ok := true; ok; j, ok = p.wait(idle) {
 		p.run(j)
-		idle.Reset(p.idle)
-		p.idling.Add(1)
-		select {
-		case j = <-p.work:
-			p.idling.Add(-1)
-		case <-idle.C:
-			p.idling.Add(-1)
-			return
-		case <-p.quit:
-			p.idling.Add(-1)
-			return
-		}
 	}
+}
+
+// wait returns the next job, or false once the worker has been idle for
+// the idle period or the Pool is stopping.
+func (p *Pool[T]) wait(idle *time.Timer) (T, bool) {
+	idle.Reset(p.idle)
+	p.idling.Add(1)
+	defer p.idling.Add(-1)
+	select {
+	case j := <-p.work:
+		return j, true
+	case <-idle.C:
+	case <-p.quit:
+	}
+	var zero T
+	return zero, false
 }
 
 // Stop makes idle workers exit and waits for every worker, busy ones
