@@ -864,6 +864,10 @@ func TestAClientThatFloodsWithoutReadingIsASlowConsumer(t *testing.T) {
 	h := newHarness(t, func(c *native.Config) {
 		c.SendQueueMessages = 8
 		c.WriteWait = 500 * time.Millisecond
+		// Filling the kernel's socket buffers with exceptions takes tens
+		// of thousands of frames; on a loaded machine under -race that
+		// once outlasted the default 10 s auth timeout.
+		c.AuthTimeout = 2 * time.Minute
 	})
 	c := h.dialSmallReadBuffer(64 << 10)
 	// Bad frames before authentication: each earns an exception that the
