@@ -197,10 +197,10 @@ func (s *service) enqueue(ctx context.Context, actor domain.Actor, stream string
 	lead := !e.leading
 	e.leading = true
 	e.qmu.Unlock()
-	if lead && !(async && s.spawn(func() { s.lead(stream, mk, e) })) {
+	if lead && !(async && s.spawn(func() { s.lead(stream, mk, e, nil) })) {
 		// Synchronous, or the gateway is shutting down and owns no more
 		// goroutines: the caller leads.
-		s.lead(stream, mk, e)
+		s.lead(stream, mk, e, d)
 	}
 	return d.wait
 }
@@ -226,8 +226,12 @@ const maxBatch = 256
 const appendTimeout = 30 * time.Second
 
 // lead decides the waiting decisions of e batch after batch until none is
-// left. It runs on the goroutine of the request that found the stream idle.
-func (s *service) lead(stream string, mk func() folder, e *streamEntry) {
+// left. It runs on the goroutine of the request that found the stream idle:
+// a goroutine of its own for a submitted decision, the caller's for own, a
+// synchronous one. A caller leads only until its own decision is answered
+// (the first batch holds it) and then hands what is left to a goroutine
+// of the gateway, or a busy room would keep it from ever answering.
+func (s *service) lead(stream string, mk func() folder, e *streamEntry, own *decision) {
 	for {
 		e.qmu.Lock()
 		batch := e.waiting
@@ -246,6 +250,9 @@ func (s *service) lead(stream string, mk func() folder, e *streamEntry) {
 		e.mu.Lock()
 		s.decideBatch(stream, mk, e, batch)
 		e.mu.Unlock()
+		if own != nil && s.spawn(func() { s.lead(stream, mk, e, nil) }) {
+			return
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,5 +240,45 @@ func TestASendWhoseRequesterLeftWhileQueuedDoesNotFailTheOthers(t *testing.T) {
 		if r := <-out; r.err != nil || r.seq > 2 {
 			t.Fatalf("send: %+v, want success with seq 1 or 2", r)
 		}
+	}
+}
+
+func TestACallerThatLedItsOwnDecisionIsNotKeptLeadingABusyRoom(t *testing.T) {
+	svc, g := newGatedService(t)
+	var leaders sync.WaitGroup
+	defer leaders.Wait()
+	svc.spawn = func(fn func()) bool {
+		leaders.Go(fn)
+		return true
+	}
+	// A synchronous request (like a join) finds the room idle and leads.
+	own := make(chan sendResult, 1)
+	go send(svc, "own", own)
+	<-g.entered
+	// Sends keep arriving while its append is held.
+	out := make(chan sendResult, 4)
+	go func() {
+		wait := svc.submit(context.Background(), domain.Actor{UserID: "alice"}, domain.RoomStream("ward"), newRoom, func(c domain.Context, st folder) ([]domain.Event, error) {
+			_, events, err := domain.PostMessage{RoomID: "ward", Content: "later"}.Decide(c, st.(*domain.Room))
+			return events, err
+		})
+		res, err := wait()
+		out <- sendResult{pos: res.last(), err: err}
+	}()
+	waitQueued(t, svc, 1)
+	g.release <- struct{}{}
+	// The caller is answered while the next append is still held.
+	<-g.entered
+	select {
+	case r := <-own:
+		if r.err != nil || r.seq != 1 {
+			t.Fatalf("own send: %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller was kept leading the room's next batch")
+	}
+	g.release <- struct{}{}
+	if r := <-out; r.err != nil {
+		t.Fatal(r.err)
 	}
 }
