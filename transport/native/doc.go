@@ -16,14 +16,20 @@
 // Processing model: each connection has one reader goroutine. It waits for
 // the next frame on a small stack, then has one of the Server's shared deep
 // workers read the message and call Config.OnEvent, and waits for it, so the
-// requests of one connection are handled strictly in the order they were sent
-// and at most one is in flight. A slow command therefore delays only its own connection (TCP
+// requests of one connection are started strictly in the order they were
+// sent. OnEvent may return a Pending for work that goes on after it returns
+// (a message waiting for its append): the reader then reads on and the
+// reply is written when the Pending returns, at most MaxPendingReplies per
+// connection. A slow command therefore delays only its own connection (TCP
 // back-pressure reaches that client); connections run in parallel, which is
 // what lets the store group-commit many clients' appends. A connection has a
 // writer only while it has frames queued: the writer drains the queue back to
 // back, then goes back to a small set of writer goroutines the Server shares
 // among its connections (a writer idle for 250 ms exits), so an idle
 // connection costs one goroutine and a busy one no goroutine start per burst.
+// With Config.CoalesceWindow, a connection written to less than the window
+// ago has its pushes held until the next flush, so a busy stream costs one
+// write per window rather than one per push.
 //
 // Writing: the writer frames text messages itself and writes a whole batch
 // (up to 64 frames) with one writev over the hijacked connection, the
