@@ -227,7 +227,17 @@ func TestJWKSConcurrentUnknownKidsShareOneFetch(t *testing.T) {
 	srv := newJWKSServer(t, jwksJSON(t, jwkOf(t, "A", k.ed.Public())))
 	clk := newClock(t0)
 	v := mustVerifier(t, jwksConfig(srv, clk))
-	waitFor(t, "the first background fetch", func() bool { return srv.hits.Load() == 1 })
+	// Wait for the first background fetch to have completed, not merely
+	// reached the server: verifications that queue behind it would get
+	// its old set and fail.
+	tokA := sign(t, jwt.SigningMethodEdDSA, k.ed, map[string]any{"kid": "A"}, claimsAt(t0))
+	waitFor(t, "the first background fetch", func() bool {
+		_, err := v.Verify(context.Background(), tokA)
+		return err == nil
+	})
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("%d fetches before the rotation, want 1", n)
+	}
 
 	srv.setBody(jwksJSON(t, jwkOf(t, "B", k.edOther.Public())))
 	gate := make(chan struct{})
