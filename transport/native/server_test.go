@@ -874,7 +874,13 @@ func TestAClientThatFloodsWithoutReadingIsASlowConsumer(t *testing.T) {
 	// client never reads, so the answers must not pile up without bound.
 	frame := []byte(`{"event":1,"pad":"` + strings.Repeat("x", 256) + `"}`)
 	for i := 0; i < 200000; i++ {
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		// Generous: a write that times out mid-frame leaves the server
+		// waiting for the rest of it (until its read deadline), which is
+		// not what this test is about. Under a full -race test run a 5 s
+		// deadline once expired mid-frame (the server's reader was then
+		// waiting for the frame's payload; why the write stalled that
+		// long was not found).
+		_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
 			break // the server gave up on us
 		}
@@ -910,11 +916,14 @@ func TestAClientCloseIsReportedAsRemote(t *testing.T) {
 }
 
 func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) {
-	const window = 400 * time.Millisecond
+	const window = time.Second
 	h := newHarness(t, func(c *native.Config) { c.CoalesceWindow = window })
 	w := h.dial("chat", nil)
 	w.authenticate("ann")
 	conn := h.waitConnect().conn
+	// Let the writer that sent the auth ack and connected push go idle: a
+	// push queued while a writer still runs goes out with it, unheld.
+	time.Sleep(100 * time.Millisecond)
 
 	// The auth ack and connected push were just written: a push now waits
 	// for the next flush, and pushes keep their order.
