@@ -23,10 +23,11 @@
 //   - one reader goroutine per WebSocket connection, started after the
 //     upgrade so that the HTTP handler returns and net/http releases its
 //     request buffers; gorilla keeps a 512-byte read buffer and no write
-//     buffer, message buffers are pooled, and a session's first messages
-//     (Socket.IO's authenticating CONNECTs) are handled on a short-lived
-//     goroutine so the reader's stack stays at 4 KiB: about 9.5 KB of heap
-//     and stack per idle session (BenchmarkIdleConnMemory);
+//     buffer, message buffers are pooled, and the reader waits for each
+//     message in the poller (internal/idlewait) and has it read and handled
+//     on a shared worker, so its own stack stays at 2 KiB: about 7.4 KB of
+//     heap and stack per idle session (BenchmarkIdleConnMemory; 9.5 KB when
+//     the reader read and handled messages itself);
 //     message callbacks of one Socket never run concurrently;
 //   - heartbeat timers are runtime timers, not goroutines.
 //

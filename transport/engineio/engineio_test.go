@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -686,5 +687,30 @@ func TestAppendMessagePacketsAreSentAsIs(t *testing.T) {
 	_ = ws.SetReadDeadline(time.Now().Add(waitLimit))
 	if typ, b, err := ws.ReadMessage(); err != nil || typ != websocket.BinaryMessage || len(b) != 1 || b[0] != 9 {
 		t.Errorf("attachment: %d %x %v", typ, b, err)
+	}
+}
+
+// The reader waits for each message outside gorilla (on a small stack) and
+// reads it on a worker: messages that arrive together, in one segment with
+// whatever else, must all be delivered, in order.
+func TestWebSocketMessagesArrivingInOneSegmentAreAllDeliveredInOrder(t *testing.T) {
+	h := newHarness(t, false)
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws))
+	// Masked text frames with a zero key, written in one write.
+	frame := func(payload string) []byte {
+		return append([]byte{0x80 | websocket.TextMessage, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+	}
+	var burst []byte
+	for i := range 5 {
+		burst = append(burst, frame(fmt.Sprint("4m", i))...)
+	}
+	if _, err := ws.UnderlyingConn().Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if got := recv(t, h.msgs, "message"); got != (message{fmt.Sprint("m", i), false}) {
+			t.Fatalf("message %d: %+v", i, got)
+		}
 	}
 }

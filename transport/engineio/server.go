@@ -28,6 +28,8 @@ type Server struct {
 
 	// Writer goroutines, shared by the sockets (see startWriter).
 	writers *workpool.Pool[writeJob]
+	// deep runs the readers' message reading and handling (see readLoop).
+	deep *workpool.Caller
 
 	mu       sync.RWMutex
 	sockets  map[string]*Socket
@@ -47,16 +49,19 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		sockets: make(map[string]*Socket),
 		writers: workpool.New(writerIdle, writeJob.run),
+		deep:    workpool.NewCaller(writerIdle),
 	}
 	srv.readBufs.New = func() any {
 		b := make([]byte, 0, 512)
 		return &b
 	}
 	srv.upgrader = websocket.Upgrader{
-		// gorilla needs its read buffer only for frame headers and control
-		// frames; larger reads go straight to the caller's slice. Left at
-		// 0 it would keep net/http's 4 KiB reader for the session's life.
-		ReadBufferSize:  512,
+		// ReadBufferSize is left at 0 so that gorilla adopts the reader
+		// idlewait.Hijacker hands it (readBufferSize bytes, not net/http's
+		// 4 KiB one), which lets the reader wait for the next frame on a
+		// small stack (see readLoop). gorilla needs the buffer only for
+		// frame headers and control frames; larger reads go straight to
+		// the caller's slice.
 		WriteBufferPool: &srv.writePool,
 		// Origin policy is the owner's AllowRequest, checked before this.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -244,7 +249,14 @@ func (j writeJob) run() { j.s.writeLoop(j.conn) }
 func (srv *Server) startWriter(j writeJob) { srv.writers.Go(j) }
 
 // stopWriters ends the idle writer goroutines once no session is left.
-func (srv *Server) stopWriters() { srv.writers.Stop() }
+func (srv *Server) stopWriters() {
+	srv.writers.Stop()
+	srv.deep.Stop()
+}
+
+// readBufferSize is gorilla's per-connection read buffer (see the
+// upgrader in NewServer).
+const readBufferSize = 512
 
 // newID returns a session id: 15 random bytes, base64url (20 characters),
 // like the reference server's.

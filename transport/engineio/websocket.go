@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/wsframe"
 )
 
@@ -240,73 +242,18 @@ func readErrReason(err error) error {
 	return fmt.Errorf("%w: %v", ErrTransportClosed, err)
 }
 
-// ownStackMessages is how many of a session's first messages are handed to
-// the owner on a short-lived goroutine (see onOwnStack). A Socket.IO
-// client's first messages are its namespace CONNECTs, where the owner
-// verifies a token: deep work, after which most sessions sit idle.
-const ownStackMessages = 2
-
-// onOwnStack runs fn on a goroutine of its own and waits for it. A
-// goroutine's stack keeps its high-water size while what it is blocked in
-// needs more than a quarter of it, so deep work done once on the reader
-// (authentication) would leave every idle session with an 8 KiB stack
-// instead of 4 KiB. The extra goroutine costs about a microsecond.
-func onOwnStack(fn func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	<-done
-}
-
 // readLoop is the one reader of an active WebSocket transport. It returns
 // when the connection fails or the session ends, then finalizes the socket.
-func (s *Socket) readLoop(conn *websocket.Conn) {
-	for n := 0; ; n++ {
-		typ, r, err := conn.NextReader()
-		if err != nil {
-			s.abort(readErrReason(err))
-			break
-		}
-		// The read buffer is pooled rather than kept per session, and
-		// taken only once a message has arrived: an idle session, the
-		// common case, then holds none.
-		buf := s.srv.readBufs.Get().(*[]byte)
-		typ, data, err := readAll(typ, r, buf)
-		if err != nil {
-			s.srv.readBufs.Put(buf)
-			s.abort(readErrReason(err))
-			break
-		}
-		if typ == websocket.BinaryMessage {
-			msg := append([]byte(nil), data...)
-			s.srv.readBufs.Put(buf)
-			s.deliver(msg, true)
-			continue
-		}
-		p, err := parseTextPacket(data)
-		if err != nil {
-			s.srv.readBufs.Put(buf)
-			s.abort(err)
-			break
-		}
-		if p.typ == packetMessage {
-			p.data = append([]byte(nil), p.data...) // the owner may keep it; buf is reused
-		}
-		s.srv.readBufs.Put(buf) // nothing below aliases it
-		var keep bool
-		if n < ownStackMessages {
-			// Branch-local, so that only these escape to the goroutine.
-			first, firstKeep := p, false
-			onOwnStack(func() { firstKeep = s.handlePacket(first) })
-			keep = firstKeep
-		} else {
-			keep = s.handlePacket(p)
-		}
-		if !keep {
-			break
-		}
+//
+// It waits for each message in idlewait.Wait and has it read and handled
+// on one of the Server's deep workers: an idle session's reader then fits
+// the smallest goroutine stack (see idlewait), where waiting in gorilla's
+// NextReader, and authenticating the namespace CONNECT, left it 4 KiB or
+// more. It is the goroutine's first function for the same reason.
+func (s *Socket) readLoop(conn *websocket.Conn, br *bufio.Reader) {
+	for keep := true; keep; {
+		idlewait.Wait(br, conn.NetConn())
+		s.srv.deep.Call(func() { keep = s.readOne(conn) })
 	}
 	// abort has handed the connection to a writer, which sends the close
 	// frame; close the connection once no writer can be using it.
@@ -319,9 +266,46 @@ func (s *Socket) readLoop(conn *websocket.Conn) {
 	s.finalize()
 }
 
+// readOne reads and handles the next message; false ends the reader.
+func (s *Socket) readOne(conn *websocket.Conn) bool {
+	typ, r, err := conn.NextReader()
+	if err != nil {
+		s.abort(readErrReason(err))
+		return false
+	}
+	// The read buffer is pooled rather than kept per session, and taken
+	// only once a message has arrived: an idle session, the common case,
+	// then holds none.
+	buf := s.srv.readBufs.Get().(*[]byte)
+	typ, data, err := readAll(typ, r, buf)
+	if err != nil {
+		s.srv.readBufs.Put(buf)
+		s.abort(readErrReason(err))
+		return false
+	}
+	if typ == websocket.BinaryMessage {
+		msg := append([]byte(nil), data...)
+		s.srv.readBufs.Put(buf)
+		s.deliver(msg, true)
+		return true
+	}
+	p, err := parseTextPacket(data)
+	if err != nil {
+		s.srv.readBufs.Put(buf)
+		s.abort(err)
+		return false
+	}
+	if p.typ == packetMessage {
+		p.data = append([]byte(nil), p.data...) // the owner may keep it; buf is reused
+	}
+	s.srv.readBufs.Put(buf) // nothing below aliases it
+	return s.handlePacket(p)
+}
+
 // serveWebSocketHandshake opens a session whose first transport is WebSocket.
 func (srv *Server) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request) {
-	conn, err := srv.upgrader.Upgrade(w, r, nil)
+	hj := &idlewait.Hijacker{ResponseWriter: w, Size: readBufferSize}
+	conn, err := srv.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		srv.wg.Done() // the hold taken for this session; Upgrade answered the client
 		return
@@ -341,7 +325,7 @@ func (srv *Server) serveWebSocketHandshake(w http.ResponseWriter, r *http.Reques
 	// on srv.wg, which it releases in finalize) so that this handler can
 	// return: net/http then drops the request's 8 KiB of bufio buffers and
 	// the handler's grown stack, which an idle session would keep.
-	go s.readLoop(conn)
+	go s.readLoop(conn, hj.BR)
 }
 
 // serveUpgrade runs the polling→WebSocket upgrade for an existing session:
@@ -351,7 +335,8 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ok := s.state == stateOpen && s.transport == transportPolling && s.probe == nil
 	s.mu.Unlock()
-	conn, err := s.srv.upgrader.Upgrade(w, r, nil)
+	hj := &idlewait.Hijacker{ResponseWriter: w, Size: readBufferSize}
+	conn, err := s.srv.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		return
 	}
@@ -384,7 +369,7 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	go s.readLoop(conn) // as in serveWebSocketHandshake: let the handler return
+	go s.readLoop(conn, hj.BR) // as in serveWebSocketHandshake: let the handler return
 }
 
 // probeLoop reads the probe phase and reports whether the upgrade completed.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/wsframe"
 )
 
@@ -25,7 +26,7 @@ import (
 type Conn struct {
 	srv    *Server
 	ws     *websocket.Conn
-	br     *bufio.Reader // gorilla's reader of the socket (see hijacker)
+	br     *bufio.Reader // gorilla's reader of the socket (see idlewait.Hijacker)
 	id     string
 	ns     string
 	remote string
@@ -610,9 +611,7 @@ func (c *Conn) waitIdle() {
 		return
 	}
 	for {
-		if c.br.Buffered() == 0 {
-			waitReadable(c.ws.NetConn())
-		}
+		idlewait.Wait(c.br, c.ws.NetConn())
 		if _, err := c.br.Peek(1); err != nil || !c.skipPong() {
 			return
 		}

@@ -1,7 +1,6 @@
 package native
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -40,7 +39,7 @@ const (
 	// before the TCP connection is dropped.
 	closeGracePeriod = 3 * time.Second
 	// readBufferSize is the per-connection read buffer, which gorilla
-	// adopts from hijacker (it must be over 256 bytes for that, and hold
+	// adopts from idlewait.Hijacker (it must be over 256 bytes for that, and hold
 	// a control frame's 125-byte payload).
 	readBufferSize = 512
 )
@@ -231,7 +230,7 @@ type Server struct {
 	// Writer goroutines, shared by the connections (see startWriter), and
 	// deep workers (see deep).
 	writers *workpool.Pool[*Conn]
-	deeps   *workpool.Pool[deepJob]
+	deeps   *workpool.Caller
 	// quit stops the flusher; writerGoroutines counts it.
 	quit             chan struct{}
 	quitOnce         sync.Once
@@ -261,7 +260,7 @@ func NewServer(cfg Config) (*Server, error) {
 		conns:      make(map[*Conn]struct{}),
 		quit:       make(chan struct{}),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
-		deeps:      workpool.New(workerIdle, deepJob.run),
+		deeps:      workpool.NewCaller(workerIdle),
 	}
 	s.readBufs.New = func() any { return new(bytes.Buffer) }
 	for _, ns := range cfg.Namespaces {
@@ -270,7 +269,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteWait,
 		// ReadBufferSize is left at 0 so that gorilla adopts the reader
-		// that hijacker.Hijack hands it (readBufferSize bytes, not the
+		// that idlewait.Hijacker hands it (readBufferSize bytes, not the
 		// HTTP server's 4 KiB one): the reader goroutine then waits for
 		// the next frame in that reader's Peek, on a small stack (see
 		// Conn.waitIdle). gorilla only needs the buffer for frame headers
@@ -355,13 +354,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			preErr = err
 		}
 	}
-	hj := &hijacker{ResponseWriter: w}
+	hj := &idlewait.Hijacker{ResponseWriter: w, Size: readBufferSize}
 	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		return // Upgrade has answered the request with an HTTP error
 	}
 	c := newConn(s, ws, ns, r)
-	c.br = hj.br
+	c.br = hj.BR
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	late := s.shutdown
@@ -426,28 +425,12 @@ const workerIdle = 250 * time.Millisecond
 // or starts one (see workpool: the writev path needs a grown stack).
 func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 
-// deepJob is a function a reader has a deep worker run; done is closed
-// when it has returned.
-type deepJob struct {
-	fn   func()
-	done chan struct{}
-}
-
-func (j deepJob) run() {
-	j.fn()
-	close(j.done)
-}
-
 // deep runs fn on a deep worker goroutine and waits for it: the readers
 // hand over the work that needs a deep stack, so their own stacks stay at
 // 2 KiB (see Conn.serve). Like the writers, the workers are shared and
 // outlive the job, so a busy server does not grow a fresh goroutine's
 // stack for every message; idle, they are gone after workerIdle.
-func (s *Server) deep(fn func()) {
-	j := deepJob{fn: fn, done: make(chan struct{})}
-	s.deeps.Go(j)
-	<-j.done
-}
+func (s *Server) deep(fn func()) { s.deeps.Call(fn) }
 
 // deferWrite puts c on the list of the next flush, starting the flusher
 // when it is not running. c.mu is held by the caller.
@@ -523,33 +506,4 @@ func sameOrigin(r *http.Request) error {
 		return fmt.Errorf("native: origin %q not allowed", origin)
 	}
 	return nil
-}
-
-// hijacker hands gorilla's Upgrade the hijacked connection with a read
-// buffer of readBufferSize made here, which gorilla (with ReadBufferSize
-// 0 and a reader over 256 bytes) keeps as the connection's reader: the
-// Conn can then tell whether a frame is already buffered and wait for the
-// next one in a Peek of its own (Conn.waitIdle).
-type hijacker struct {
-	http.ResponseWriter
-	br *bufio.Reader
-}
-
-func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := h.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("native: response does not implement http.Hijacker")
-	}
-	nc, brw, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if brw.Reader.Buffered() > 0 {
-		// gorilla refuses this too; it must not go unnoticed in a reader
-		// it does not see.
-		_ = nc.Close()
-		return nil, nil, errors.New("native: client sent data before handshake is complete")
-	}
-	h.br = bufio.NewReaderSize(nc, readBufferSize)
-	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
 }

@@ -88,3 +88,31 @@ func (p *Pool[T]) Running() int { return int(p.running.Load()) }
 
 // Idle is the number of workers waiting for a job.
 func (p *Pool[T]) Idle() int { return int(p.idling.Load()) }
+
+// Caller runs functions on a Pool's workers and waits for them: a reader
+// that must stay on a small stack hands its deep work (reading a message
+// through gorilla, handling it) to a worker whose stack has grown already.
+type Caller struct{ p *Pool[call] }
+
+type call struct {
+	fn   func()
+	done chan struct{}
+}
+
+func (c call) run() {
+	defer close(c.done)
+	c.fn()
+}
+
+// NewCaller returns a Caller whose workers exit after idle without a call.
+func NewCaller(idle time.Duration) *Caller { return &Caller{p: New(idle, call.run)} }
+
+// Call runs fn on a worker and returns when fn has returned.
+func (c *Caller) Call(fn func()) {
+	k := call{fn: fn, done: make(chan struct{})}
+	c.p.Go(k)
+	<-k.done
+}
+
+// Stop is Pool.Stop.
+func (c *Caller) Stop() { c.p.Stop() }

@@ -1,6 +1,6 @@
 //go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
 
-package native
+package idlewait
 
 import (
 	"net"
@@ -10,7 +10,7 @@ import (
 // waitReadable returns once nc has something to read (or an error or its
 // read deadline), without reading it. It blocks in the poller with fewer
 // and smaller frames than a Read does, so that an idle reader's stack
-// stays well inside 2 KiB (see Conn.waitIdle).
+// stays well inside 2 KiB.
 func waitReadable(nc net.Conn) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {

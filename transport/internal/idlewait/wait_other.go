@@ -1,9 +1,9 @@
 //go:build !(linux || darwin || dragonfly || freebsd || netbsd || openbsd)
 
-package native
+package idlewait
 
 import "net"
 
-// waitReadable returns at once here: Conn.waitIdle waits in the reader's
-// Peek instead.
+// waitReadable returns at once here: the reader then waits in its first
+// read, on a deeper stack.
 func waitReadable(net.Conn) {}
