@@ -250,8 +250,16 @@ func (s *service) lead(stream string, mk func() folder, e *streamEntry, own *dec
 		e.mu.Lock()
 		s.decideBatch(stream, mk, e, batch)
 		e.mu.Unlock()
-		if own != nil && s.spawn(func() { s.lead(stream, mk, e, nil) }) {
-			return
+		if own != nil {
+			e.qmu.Lock()
+			more := len(e.waiting) > 0
+			if !more {
+				e.leading = false
+			}
+			e.qmu.Unlock()
+			if !more || s.spawn(func() { s.lead(stream, mk, e, nil) }) {
+				return
+			}
 		}
 	}
 }
