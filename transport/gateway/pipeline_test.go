@@ -1,9 +1,15 @@
 package gateway_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
+	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/transport/gateway"
 	"github.com/wardline/wardline/transport/socketio"
 )
 
@@ -67,5 +73,76 @@ func TestSocketIOSendsEmittedBackToBackAreAllAckedInTheirOrder(t *testing.T) {
 		if m.Seq != uint64(i+1) || m.Content != fmt.Sprint("m", i) {
 			t.Fatalf("bob's message %d: seq %d %q", i, m.Seq, m.Content)
 		}
+	}
+}
+
+// holdStore holds the appends to one stream while hold is set, telling the
+// test through held, until release lets each through.
+type holdStore struct {
+	eventstore.Store
+	stream  string
+	hold    atomic.Bool
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (s *holdStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if stream == s.stream && s.hold.Load() {
+		s.held <- struct{}{}
+		<-s.release
+	}
+	return s.Store.Append(ctx, stream, expected, events)
+}
+
+func TestWhileASendWaitsForItsAppendTheConnectionsNextRequestIsAnswered(t *testing.T) {
+	for _, transport := range []string{"native", "socketio"} {
+		t.Run(transport, func(t *testing.T) {
+			var hs *holdStore
+			h := newHarness(t, func(c *gateway.Config) {
+				hs = &holdStore{Store: c.Store, stream: domain.RoomStream("ward"), held: make(chan struct{}, 1), release: make(chan struct{})}
+				c.Store = hs
+			})
+			var send, query func() json.RawMessage // each waits for its ack
+			switch transport {
+			case "native":
+				alice := h.connect(h.nurse("alice"), "")
+				mustOK(t, alice.request("room:create", map[string]any{"roomId": "ward", "name": "Ward"}))
+				request := func(id int, event string, data any) func() json.RawMessage {
+					alice.send(map[string]any{"id": id, "event": event, "data": data})
+					return func() json.RawMessage {
+						return alice.next(func(f frame) bool { return f.ID != nil && *f.ID == int64(id) }, event+" ack").Data
+					}
+				}
+				hs.hold.Store(true)
+				send = request(100, "message:send", map[string]any{"roomId": "ward", "content": "held"})
+				<-hs.held
+				query = request(101, "presence:query", map[string]any{"userIds": []string{"alice"}})
+			case "socketio":
+				alice := h.connectSocketIO(h.nurse("alice"))
+				request := func(event string, data any) func() json.RawMessage {
+					id := alice.emit(event, data)
+					return func() json.RawMessage {
+						p := alice.next(func(p socketio.Packet) bool { return p.Type == socketio.PacketAck && p.ID == id }, event+" ack")
+						return sioArgs(t, p)[0]
+					}
+				}
+				mustOK(t, request("room:create", map[string]any{"roomId": "ward", "name": "Ward"})())
+				hs.hold.Store(true)
+				send = request("message:send", map[string]any{"roomId": "ward", "content": "held"})
+				<-hs.held
+				query = request("presence:query", map[string]any{"userIds": []string{"alice"}})
+			}
+			// The send's append is held; the next request is answered anyway.
+			mustOK(t, query())
+			hs.hold.Store(false)
+			close(hs.release)
+			ack := decode[struct {
+				Success bool
+				Seq     uint64
+			}](t, send())
+			if !ack.Success || ack.Seq != 1 {
+				t.Fatalf("held send's ack: %+v", ack)
+			}
+		})
 	}
 }
