@@ -27,7 +27,9 @@ const (
 	DefaultTypingMaxAge = time.Minute
 	// DefaultMaxRetries bounds the re-decisions after version conflicts.
 	DefaultMaxRetries = 8
-	// DefaultStateCacheSize bounds the folded stream states kept in memory.
+	// DefaultStateCacheSize bounds the idle folded stream states kept in
+	// memory (least recently used first out); states with a decision in
+	// flight are kept besides.
 	DefaultStateCacheSize = 10_000
 	// DefaultMaxQueueMessages and DefaultMaxQueueBytes bound each
 	// connection's send queue (DESIGN "Slow consumer").

@@ -60,8 +60,10 @@ type service struct {
 	now       func() time.Time
 	cacheSize int
 
-	mu      sync.Mutex
-	streams map[string]*streamEntry
+	// states caches the streams' folded states.
+	states *stateCache
+
+	mu sync.Mutex
 	// typingMeta remembers the typing streams whose retention this node
 	// has set, so SetStreamMetadata runs once per stream and process.
 	typingMeta   map[string]bool
@@ -76,7 +78,7 @@ func newService(cfg *Config) *service {
 	return &service{
 		store: cfg.Store, decoder: cfg.Decoder, limits: cfg.Limits, nodeID: cfg.NodeID,
 		now: cfg.Now, cacheSize: DefaultStateCacheSize,
-		streams: map[string]*streamEntry{}, typingMeta: map[string]bool{},
+		states: newStateCache(DefaultStateCacheSize), typingMeta: map[string]bool{},
 		typingMaxAge: cfg.TypingMaxAge,
 		spawn:        func(func()) bool { return false },
 	}
@@ -90,23 +92,8 @@ func (s *service) decisionContext(actor domain.Actor) domain.Context {
 	}
 }
 
-// entry returns the cache entry of stream, creating it with mk. The cache
-// is bounded crudely: when full, it is emptied; entries in use stay valid
-// for their holders and a second entry for the same stream can only cause a
-// version conflict, which is retried.
-func (s *service) entry(stream string, mk func() folder) *streamEntry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.streams[stream]
-	if !ok {
-		if len(s.streams) >= s.cacheSize {
-			clear(s.streams)
-		}
-		e = &streamEntry{state: mk()}
-		s.streams[stream] = e
-	}
-	return e
-}
+// cacheFor returns the cache that holds stream's state.
+func (s *service) cacheFor(string) *stateCache { return s.states }
 
 // catchUp folds the events appended to stream after e's version.
 func (s *service) catchUp(ctx context.Context, stream string, e *streamEntry) error {
@@ -190,13 +177,8 @@ func (s *service) submit(ctx context.Context, actor domain.Actor, stream string,
 }
 
 func (s *service) enqueue(ctx context.Context, actor domain.Actor, stream string, mk func() folder, decide decideFunc, after func(st folder) error, async bool) func() (appended, error) {
-	e := s.entry(stream, mk)
 	d := &decision{ctx: ctx, actor: actor, decide: decide, after: after, done: make(chan decisionResult, 1)}
-	e.qmu.Lock()
-	e.waiting = append(e.waiting, d)
-	lead := !e.leading
-	e.leading = true
-	e.qmu.Unlock()
+	e, lead := s.cacheFor(stream).enqueue(stream, mk, d)
 	if lead && !(async && s.spawn(func() { s.lead(stream, mk, e, nil) })) {
 		// Synchronous, or the gateway is shutting down and owns no more
 		// goroutines: the caller leads.
@@ -244,6 +226,7 @@ func (s *service) lead(stream string, mk func() folder, e *streamEntry, own *dec
 		if len(batch) == 0 {
 			e.leading = false
 			e.qmu.Unlock()
+			s.cacheFor(stream).settle(stream, e)
 			return
 		}
 		e.qmu.Unlock()
@@ -257,7 +240,11 @@ func (s *service) lead(stream string, mk func() folder, e *streamEntry, own *dec
 				e.leading = false
 			}
 			e.qmu.Unlock()
-			if !more || s.spawn(func() { s.lead(stream, mk, e, nil) }) {
+			if !more {
+				s.cacheFor(stream).settle(stream, e)
+				return
+			}
+			if s.spawn(func() { s.lead(stream, mk, e, nil) }) {
 				return
 			}
 		}

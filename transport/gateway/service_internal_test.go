@@ -196,7 +196,10 @@ func TestAFailedBatchAppendFailsItsSendsAndLeavesNoPhantomState(t *testing.T) {
 // waitQueued waits until n decisions wait behind the ward's leader.
 func waitQueued(t *testing.T, svc *service, n int) {
 	t.Helper()
-	e := svc.entry(domain.RoomStream("ward"), newRoom)
+	e, ok := svc.states.peek(domain.RoomStream("ward"))
+	if !ok {
+		t.Fatal("the ward's state is not cached")
+	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		e.qmu.Lock()
 		got := len(e.waiting)

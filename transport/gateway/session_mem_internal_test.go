@@ -87,8 +87,8 @@ func BenchmarkPresenceStartFootprint(b *testing.B) {
 		if n == 0 {
 			perSession = float64(liveHeap()-before) / footprintSessions
 		}
-		if len(svc.streams) != footprintSessions {
-			b.Fatalf("%d presence states cached, want %d", len(svc.streams), footprintSessions)
+		if busy, idle := svc.states.len(); busy+idle != footprintSessions {
+			b.Fatalf("%d presence states cached, want %d", busy+idle, footprintSessions)
 		}
 		runtime.KeepAlive(svc)
 	}
