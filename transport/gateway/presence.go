@@ -45,6 +45,14 @@ func (p *presenceState) Apply(env domain.Envelope) {
 	}
 }
 
+// rebasesAt is true for UserOffline: the domain appends it only with the
+// SessionEnded of the user's last open session (EndSession.Decide), so
+// after it no session is open and the user is offline, whatever came
+// before. An evicted presence state is reloaded from the stream's last
+// UserOffline on, which for a user connecting or disconnecting is the
+// last few events, not every session the user ever had.
+func (p *presenceState) rebasesAt(typ string) bool { return typ == "UserOffline" }
+
 func (p *presenceState) end(sessionID string) {
 	for i := range p.open {
 		if p.open[i].started.SessionID == sessionID {

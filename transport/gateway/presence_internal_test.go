@@ -1,13 +1,19 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/eventstore/memstore"
+	"github.com/wardline/wardline/migrations"
+	"github.com/wardline/wardline/projections"
 )
 
 // TestPresenceStateDecidesLikeTheDomainFold checks that the cached compact
@@ -70,5 +76,89 @@ func TestPresenceStateDecidesLikeTheDomainFold(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countingStore counts the events its stream reads return.
+type countingStore struct {
+	eventstore.Store
+	read atomic.Int64
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, limit int) ([]eventstore.RecordedEvent, error) {
+	evs, err := c.Store.ReadStream(ctx, stream, from, dir, limit)
+	c.read.Add(int64(len(evs)))
+	return evs, err
+}
+
+// TestAPresenceStateLoadedFromItsTailDecidesLikeTheWholeFold drives a
+// user's presence stream through random session starts and ends decided by
+// the domain, and after each decision checks that a service with nothing
+// cached (as after an eviction) loads the same state and version as the
+// one that folded every event, reading no further back than the last
+// UserOffline.
+func TestAPresenceStateLoadedFromItsTailDecidesLikeTheWholeFold(t *testing.T) {
+	store := &countingStore{Store: memstore.New()}
+	t.Cleanup(func() { store.Close() })
+	cfg := &Config{Store: store, Decoder: projections.DecoderFunc(migrations.Decode), NodeID: "n1", Now: time.Now}
+	cached := newService(cfg)
+	stream := domain.PresenceStream("alice")
+	decide := func(svc *service, cmd interface {
+		Decide(domain.Context, *domain.Presence) ([]domain.Event, error)
+	}, session string) {
+		t.Helper()
+		actor := domain.Actor{UserID: "alice", Roles: []domain.Role{domain.RoleNurse}, SessionID: session}
+		if _, err := svc.execute(context.Background(), actor, stream, newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+			return cmd.Decide(c, st.(*presenceState).presence())
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	sawOffline, sawLongTail := false, false
+	for i := range 300 {
+		id := fmt.Sprintf("s%d", rng.IntN(4))
+		if i == 0 || rng.IntN(2) == 0 {
+			decide(cached, domain.StartSession{SessionID: id, Namespace: chatNamespace, Transport: transportNative}, id)
+		} else {
+			decide(cached, domain.EndSession{UserID: "alice", SessionID: id, Reason: reasonDisconnect}, id)
+		}
+		want, _ := cached.presence.peek(stream)
+		fresh := newService(cfg)
+		store.read.Store(0)
+		e := &streamEntry{state: newPresence()}
+		if err := fresh.catchUp(context.Background(), stream, e); err != nil {
+			t.Fatal(err)
+		}
+		if e.version != want.version || e.lastPos != want.lastPos {
+			t.Fatalf("decision %d: loaded version %d at %d, want %d at %d", i, e.version, e.lastPos, want.version, want.lastPos)
+		}
+		got, wantP := e.state.(*presenceState).presence(), want.state.(*presenceState).presence()
+		if got.UserID() != wantP.UserID() || got.Online() != wantP.Online() || !reflect.DeepEqual(got.Sessions(), wantP.Sessions()) {
+			t.Fatalf("decision %d: loaded %q online %v %+v, want %q online %v %+v", i,
+				got.UserID(), got.Online(), got.Sessions(), wantP.UserID(), wantP.Online(), wantP.Sessions())
+		}
+		// Read back to the newest UserOffline: what the whole fold read
+		// after it, plus that event itself.
+		evs, err := store.Store.ReadStream(context.Background(), stream, 0, eventstore.Backward, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tail := len(evs)
+		for j, r := range evs {
+			if r.Type == "UserOffline" {
+				tail, sawOffline = j+1, true
+				break
+			}
+		}
+		sawLongTail = sawLongTail || tail > 8
+		// The first page is of 8; a longer tail is read in growing pages
+		// that may overshoot it by up to one page.
+		if n := store.read.Load(); n < int64(tail) || n > int64(max(8, 5*tail)) {
+			t.Fatalf("decision %d: read %d events for a tail of %d", i, n, tail)
+		}
+	}
+	if !sawOffline || !sawLongTail {
+		t.Fatalf("the random walk never checked a load from a UserOffline (%v) or past the first page (%v)", sawOffline, sawLongTail)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,8 +61,12 @@ type service struct {
 	now       func() time.Time
 	cacheSize int
 
-	// states caches the streams' folded states.
-	states *stateCache
+	// states caches the folded states of rooms and conversations;
+	// presence those of users' presence streams, which are decided on
+	// only when a session starts or ends and reload from their last few
+	// events (presenceState.rebasesAt), so that the users of idle
+	// connections need not all keep theirs.
+	states, presence *stateCache
 
 	mu sync.Mutex
 	// typingMeta remembers the typing streams whose retention this node
@@ -78,7 +83,7 @@ func newService(cfg *Config) *service {
 	return &service{
 		store: cfg.Store, decoder: cfg.Decoder, limits: cfg.Limits, nodeID: cfg.NodeID,
 		now: cfg.Now, cacheSize: DefaultStateCacheSize,
-		states: newStateCache(DefaultStateCacheSize), typingMeta: map[string]bool{},
+		states: newStateCache(DefaultStateCacheSize), presence: newStateCache(DefaultPresenceCacheSize), typingMeta: map[string]bool{},
 		typingMaxAge: cfg.TypingMaxAge,
 		spawn:        func(func()) bool { return false },
 	}
@@ -93,10 +98,30 @@ func (s *service) decisionContext(actor domain.Actor) domain.Context {
 }
 
 // cacheFor returns the cache that holds stream's state.
-func (s *service) cacheFor(string) *stateCache { return s.states }
+func (s *service) cacheFor(stream string) *stateCache {
+	if strings.HasPrefix(stream, domain.PresenceStreamPrefix) {
+		return s.presence
+	}
+	return s.states
+}
+
+// rebaser is a folded state whose value after some events does not depend
+// on the events before them. A fresh entry of such a state is loaded from
+// the newest of those events, read backwards, rather than from the stream's
+// first event: reloading a long stream whose state was evicted costs what
+// its recent tail does.
+type rebaser interface {
+	folder
+	// rebasesAt reports whether the state after an event of type typ is
+	// the same whatever events preceded it.
+	rebasesAt(typ string) bool
+}
 
 // catchUp folds the events appended to stream after e's version.
 func (s *service) catchUp(ctx context.Context, stream string, e *streamEntry) error {
+	if rb, ok := e.state.(rebaser); ok && e.version == 0 {
+		return s.loadTail(ctx, stream, e, rb)
+	}
 	const page = 512
 	for {
 		evs, err := s.store.ReadStream(ctx, stream, e.version+1, eventstore.Forward, page)
@@ -118,6 +143,46 @@ func (s *service) catchUp(ctx context.Context, stream string, e *streamEntry) er
 			return nil
 		}
 	}
+}
+
+// loadTail folds into the fresh entry e the events of stream from the
+// newest one at which its state rebases (or from the first, if none does),
+// reading backwards in pages that grow from a few events.
+func (s *service) loadTail(ctx context.Context, stream string, e *streamEntry, rb rebaser) error {
+	const firstPage, maxPage = 8, 512
+	var tail []eventstore.RecordedEvent // newest first
+	from, page := uint64(0), firstPage  // Backward from 0: the newest event
+read:
+	for {
+		evs, err := s.store.ReadStream(ctx, stream, from, eventstore.Backward, page)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("gateway: read stream %q: %w", stream, err)
+		}
+		for _, r := range evs {
+			tail = append(tail, r)
+			if rb.rebasesAt(r.Type) {
+				break read
+			}
+		}
+		if len(evs) < page || evs[len(evs)-1].Version <= 1 {
+			break
+		}
+		from, page = evs[len(evs)-1].Version-1, min(page*4, maxPage)
+	}
+	for i := len(tail) - 1; i >= 0; i-- {
+		env, err := s.decode(tail[i])
+		if err != nil {
+			return err
+		}
+		e.state.Apply(env)
+	}
+	if len(tail) > 0 {
+		e.version, e.lastPos = tail[0].Version, tail[0].Position
+	}
+	return nil
 }
 
 func (s *service) decode(r eventstore.RecordedEvent) (domain.Envelope, error) {

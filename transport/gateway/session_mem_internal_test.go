@@ -66,8 +66,9 @@ func liveHeap() int64 {
 // BenchmarkPresenceStartFootprint measures what recording footprintSessions
 // session starts (StartSession on each user's presence stream, as
 // openSession does) leaves on the heap, the in-memory store's events
-// included: B/session, after a GC. Each user's presence state stays cached
-// (in its compact form) besides the store's events.
+// included: B/session, after a GC. Only the last DefaultPresenceCacheSize
+// users' presence states stay cached (in their compact form) besides the
+// store's events.
 func BenchmarkPresenceStartFootprint(b *testing.B) {
 	var perSession float64
 	b.ReportAllocs()
@@ -87,8 +88,8 @@ func BenchmarkPresenceStartFootprint(b *testing.B) {
 		if n == 0 {
 			perSession = float64(liveHeap()-before) / footprintSessions
 		}
-		if busy, idle := svc.states.len(); busy+idle != footprintSessions {
-			b.Fatalf("%d presence states cached, want %d", busy+idle, footprintSessions)
+		if busy, idle := svc.presence.len(); busy != 0 || idle != DefaultPresenceCacheSize {
+			b.Fatalf("%d busy and %d idle presence states cached, want 0 and %d", busy, idle, DefaultPresenceCacheSize)
 		}
 		runtime.KeepAlive(svc)
 	}

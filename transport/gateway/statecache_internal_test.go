@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/wardline/wardline/domain"
+	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/eventstore/memstore"
 	"github.com/wardline/wardline/migrations"
 	"github.com/wardline/wardline/projections"
@@ -134,5 +136,57 @@ func TestAStateWithADecisionInFlightIsNeverEvicted(t *testing.T) {
 	}()
 	if seq := post(t, svc, "ward", "next"); seq != 3 {
 		t.Fatalf("next message has seq %d, want 3", seq)
+	}
+}
+
+func TestTheEndOfASessionWhoseUsersPresenceWasEvictedStillTakesTheUserOffline(t *testing.T) {
+	store := memstore.New()
+	t.Cleanup(func() { store.Close() })
+	svc := newService(&Config{Store: store, Decoder: projections.DecoderFunc(migrations.Decode), NodeID: "n1", Now: time.Now})
+	svc.presence = newStateCache(2)
+	presence := func(user string, decide func(c domain.Context, p *domain.Presence) ([]domain.Event, error)) {
+		t.Helper()
+		actor := domain.Actor{UserID: user, Roles: []domain.Role{domain.RoleNurse}, SessionID: "s-" + user}
+		if _, err := svc.execute(context.Background(), actor, domain.PresenceStream(user), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
+			return decide(c, st.(*presenceState).presence())
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(user string) {
+		t.Helper()
+		presence(user, domain.StartSession{SessionID: "s-" + user, Namespace: chatNamespace, Transport: transportNative}.Decide)
+	}
+	createRoom(t, svc, "ward")
+	for _, user := range []string{"alice", "bob", "carol"} {
+		start(user)
+	}
+	if _, ok := svc.presence.peek(domain.PresenceStream("alice")); ok {
+		t.Fatal("alice's presence is still cached past the bound of two")
+	}
+	if _, ok := svc.states.peek(domain.RoomStream("ward")); !ok {
+		t.Fatal("presence states pushed a room's state out")
+	}
+	presence("alice", domain.EndSession{UserID: "alice", SessionID: "s-alice", Reason: reasonDisconnect}.Decide)
+	evs, err := store.ReadStream(context.Background(), domain.PresenceStream("alice"), 1, eventstore.Forward, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, r := range evs {
+		types = append(types, r.Type)
+	}
+	if want := []string{"SessionStarted", "UserOnline", "SessionEnded", "UserOffline"}; !slices.Equal(types, want) {
+		t.Fatalf("alice's presence stream is %v, want %v", types, want)
+	}
+	// Her next session, on the state loaded from the UserOffline on,
+	// takes her online again.
+	start("alice")
+	evs, err = store.ReadStream(context.Background(), domain.PresenceStream("alice"), 5, eventstore.Forward, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Type != "SessionStarted" || evs[1].Type != "UserOnline" {
+		t.Fatalf("alice's next session appended %d events, want SessionStarted and UserOnline", len(evs))
 	}
 }
