@@ -89,7 +89,7 @@ func (g *Gateway) observe(s *session, event string, start time.Time, err error) 
 	if _, known := g.table[event]; !known {
 		label = "unknown"
 	}
-	g.metrics.eventsIn.WithLabelValues(s.transport, label, outcome).Inc()
+	g.metrics.eventsIn.WithLabelValues(s.transport.String(), label, outcome).Inc()
 	g.metrics.ackLatency.WithLabelValues(label).Observe(g.cfg.Now().Sub(start).Seconds())
 }
 
@@ -602,7 +602,7 @@ func (g *Gateway) authRefresh(ctx context.Context, s *session, raw json.RawMessa
 	}
 	claims, err := g.cfg.Verifier.Verify(ctx, req.Token)
 	if err != nil {
-		g.metrics.authFailures.WithLabelValues(s.transport, "refresh").Inc()
+		g.metrics.authFailures.WithLabelValues(s.transport.String(), "refresh").Inc()
 		reason := "refused"
 		if r, ok := auth.ReasonOf(err); ok {
 			reason = r.String()

@@ -89,8 +89,8 @@ func (g *Gateway) handshakeRequest(ctx context.Context, h http.Header, q url.Val
 	return r
 }
 
-func (g *Gateway) newSession(id string, claims auth.Claims, method auth.Method, transport, addr string) *session {
-	s := &session{g: g, id: id, userID: claims.Subject, authSession: claims.SessionID, method: method, transport: transport, addr: addr}
+func (g *Gateway) newSession(id string, claims auth.Claims, transport, addr string) *session {
+	s := &session{g: g, id: id, userID: claims.Subject, authSession: claims.SessionID, transport: kindOf(transport), addr: addr}
 	s.setClaimsLocked(claims)
 	return s
 }
@@ -98,21 +98,21 @@ func (g *Gateway) newSession(id string, claims auth.Claims, method auth.Method, 
 // openSession records the session (AuthenticationSucceeded, then
 // SessionStarted and, on the user's first session, UserOnline) and arms the
 // expiry timers.
-func (g *Gateway) openSession(ctx context.Context, s *session) error {
+func (g *Gateway) openSession(ctx context.Context, s *session, method auth.Method) error {
 	actor := s.actor()
 	c := g.svc.decisionContext(actor)
 	if _, err := g.svc.appendAny(ctx, c, []domain.Event{domain.AuthenticationSucceeded{
-		UserID: s.userID, SessionID: s.id, Method: string(s.method), ExpiresAt: s.expires(),
+		UserID: s.userID, SessionID: s.id, Method: string(method), ExpiresAt: s.expires(),
 	}}); err != nil {
 		return err
 	}
-	cmd := domain.StartSession{SessionID: s.id, Namespace: chatNamespace, Transport: s.transport, NodeID: g.cfg.NodeID, ClientAddr: s.addr}
+	cmd := domain.StartSession{SessionID: s.id, Namespace: chatNamespace, Transport: s.transport.String(), NodeID: g.cfg.NodeID, ClientAddr: s.addr}
 	if _, err := g.svc.execute(ctx, actor, domain.PresenceStream(s.userID), newPresence, func(c domain.Context, st folder) ([]domain.Event, error) {
 		return cmd.Decide(c, st.(*presenceState).presence())
 	}, nil); err != nil {
 		return err
 	}
-	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Inc()
+	g.metrics.connections.WithLabelValues(chatNamespace, s.transport.String()).Inc()
 	s.scheduleExpiry()
 	return nil
 }
@@ -134,7 +134,7 @@ func (g *Gateway) endSession(s *session, reason string) {
 func (g *Gateway) recordEnd(s *session, reason string) {
 	g.hub.unregister(s)
 	s.closeGone()
-	g.metrics.connections.WithLabelValues(chatNamespace, s.transport).Dec()
+	g.metrics.connections.WithLabelValues(chatNamespace, s.transport.String()).Dec()
 	g.grace.end(s, reason)
 }
 
@@ -216,7 +216,7 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 		e := authError(err)
 		return &socketio.ConnectError{Message: e.Message, Data: map[string]string{"code": string(e.Code)}}
 	}
-	s := g.newSession(c.ID(), claims, method, transportSocketIO, addr)
+	s := g.newSession(c.ID(), claims, transportSocketIO, addr)
 	s.sio = c
 	epoch := g.cfg.Store.Epoch()
 	var (
@@ -245,7 +245,7 @@ func (g *Gateway) sioConnect(ctx context.Context, c *socketio.Conn, raw json.Raw
 		from = head
 		c.SetPID(g.pids.sign(s.userID, epoch, head))
 	}
-	if err := g.openSession(ctx, s); err != nil {
+	if err := g.openSession(ctx, s, method); err != nil {
 		return err
 	}
 	c.SetValue(s)
@@ -409,9 +409,9 @@ func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset stri
 		c.Close(native.CloseInternal, "no session")
 		return
 	}
-	s := g.newSession(c.ID(), *st.claims, st.method, transportNative, c.RemoteAddr())
+	s := g.newSession(c.ID(), *st.claims, transportNative, c.RemoteAddr())
 	s.nat = c
-	if err := g.openSession(ctx, s); err != nil {
+	if err := g.openSession(ctx, s, st.method); err != nil {
 		g.cfg.Logger.Warn("gateway: open native session", "err", err)
 		c.Close(native.CloseTryAgain, "unavailable")
 		return

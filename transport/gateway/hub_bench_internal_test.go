@@ -42,7 +42,7 @@ func benchHub(tb testing.TB, members int) (*hub, []*session) {
 	h.onApplied(context.Background(), []projections.Applied{created})
 	sessions := make([]*session, members)
 	for i, u := range users {
-		s := &session{g: g, id: "s-" + u, userID: u, transport: "bench"}
+		s := &session{g: g, id: "s-" + u, userID: u}
 		s.after = h.register(s)
 		sessions[i] = s
 	}

@@ -99,7 +99,7 @@ func (p pidSigner) verify(pid, user, epoch string) (eventstore.Position, error) 
 // revocation before it looks for sessions, so one of the two sees the other.
 func (g *Gateway) startDelivery(ctx context.Context, s *session, from eventstore.Position) bool {
 	s.mu.Lock()
-	s.after, s.replaying = from, true
+	s.after, s.replay = from, &replayBuffer{}
 	s.mu.Unlock()
 	live := g.hub.register(s)
 	if g.revoked(s.authSessionID()) {

@@ -23,14 +23,49 @@ const (
 	chatNamespace     = "/chat"
 )
 
-// session is one authenticated connection, of either transport.
+// transportKind is a session's transport; the zero value is none (a
+// session of a test without a connection).
+type transportKind uint8
+
+const (
+	kindSocketIO transportKind = iota + 1
+	kindNative
+)
+
+// kindOf returns the kind named transport (transportSocketIO or
+// transportNative), none for another name.
+func kindOf(transport string) transportKind {
+	switch transport {
+	case transportSocketIO:
+		return kindSocketIO
+	case transportNative:
+		return kindNative
+	}
+	return 0
+}
+
+// String is the transport's name, as metrics label it.
+func (k transportKind) String() string {
+	switch k {
+	case kindSocketIO:
+		return transportSocketIO
+	case kindNative:
+		return transportNative
+	}
+	return "none"
+}
+
+// session is one authenticated connection, of either transport. Every
+// idle connection holds one, so it is kept small: what only the connect
+// needs (the auth method, the token's other claims) is not kept, the
+// transport is a byte, and the replay's buffer exists only during a
+// replay.
 type session struct {
 	g         *Gateway
 	id        string
 	userID    string
-	transport string
 	addr      string
-	method    auth.Method
+	transport transportKind
 	sio       *socketio.Conn
 	nat       *native.Conn
 	// limiter is the connection's token bucket, made at the first event:
@@ -59,14 +94,21 @@ type session struct {
 	authSession string
 	// expiry is the one timer of the token's expiry: armed first for the
 	// auth:expiring warning, then re-armed for the automatic logoff.
-	expiry    *time.Timer
-	warned    bool
-	replaying bool
-	buffer    []*push
+	expiry *time.Timer
+	warned bool
+	// replay, while the session's replay runs, buffers the live pushes
+	// for after it; nil once the session is live.
+	replay *replayBuffer
 	// after is the position of the last event from the log this session was
 	// given (or decided it need not be given): only later ones are delivered.
 	after  eventstore.Position
 	closed bool
+}
+
+// replayBuffer holds the live pushes offered to a session during its
+// replay.
+type replayBuffer struct {
+	pushes []*push
 }
 
 // rateLimiter returns the session's token bucket, making it on first use.
@@ -121,15 +163,15 @@ func (s *session) deliver(p *push) {
 	if s.closed || p.pos <= s.after {
 		return
 	}
-	if s.replaying {
-		if len(s.buffer) >= s.g.cfg.MaxQueueMessages {
+	if s.replay != nil {
+		if len(s.replay.pushes) >= s.g.cfg.MaxQueueMessages {
 			// Live traffic outran the replay: the client is a slow consumer.
 			s.closed = true
 			s.slowConsumer()
 			s.g.spawn(s.closeTryAgain)
 			return
 		}
-		s.buffer = append(s.buffer, p)
+		s.replay.pushes = append(s.replay.pushes, p)
 		return
 	}
 	s.after = p.pos
@@ -140,12 +182,12 @@ func (s *session) deliver(p *push) {
 func (s *session) sendLocked(p *push) {
 	var err error
 	switch s.transport {
-	case transportSocketIO:
+	case kindSocketIO:
 		var f socketio.Frame
 		if f, err = p.socketIO(); err == nil {
 			err = s.sio.SendEncoded(f)
 		}
-	case transportNative:
+	case kindNative:
 		var b []byte
 		if b, err = p.native(); err == nil {
 			err = s.nat.Send(b)
@@ -157,7 +199,7 @@ func (s *session) sendLocked(p *push) {
 func (s *session) countSend(event string, err error) {
 	switch {
 	case err == nil:
-		s.g.metrics.eventsOut.WithLabelValues(s.transport, event).Inc()
+		s.g.metrics.eventsOut.WithLabelValues(s.transport.String(), event).Inc()
 	case isOverflow(err):
 		s.slowConsumer()
 	}
@@ -186,7 +228,7 @@ func (s *session) markSlow() bool {
 	if !s.overflowed.CompareAndSwap(false, true) {
 		return false
 	}
-	s.g.metrics.queueOverflows.WithLabelValues(s.transport).Inc()
+	s.g.metrics.queueOverflows.WithLabelValues(s.transport.String()).Inc()
 	return true
 }
 
@@ -203,12 +245,12 @@ func (s *session) endReason() string {
 func (s *session) sendReplay(ctx context.Context, p *push) error {
 	var err error
 	switch s.transport {
-	case transportSocketIO:
+	case kindSocketIO:
 		var f socketio.Frame
 		if f, err = p.socketIO(); err == nil {
 			err = s.sio.SendEncoded(f)
 		}
-	case transportNative:
+	case kindNative:
 		var b []byte
 		if b, err = p.native(); err == nil {
 			err = s.nat.SendWait(ctx, b)
@@ -222,23 +264,26 @@ func (s *session) sendReplay(ctx context.Context, p *push) error {
 func (s *session) finishReplay() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.buffer {
+	if s.replay == nil {
+		return
+	}
+	for _, p := range s.replay.pushes {
 		if p.pos <= s.after || s.closed {
 			continue
 		}
 		s.after = p.pos
 		s.sendLocked(p)
 	}
-	s.buffer, s.replaying = nil, false
+	s.replay = nil
 }
 
 // emit sends a push that is not from the log (no offset).
 func (s *session) emit(event string, data any) {
 	var err error
 	switch s.transport {
-	case transportSocketIO:
+	case kindSocketIO:
 		err = s.sio.Emit(event, data)
-	case transportNative:
+	case kindNative:
 		var b []byte
 		if b, err = native.EncodePush(event, data, ""); err == nil {
 			err = s.nat.Send(b)
@@ -251,9 +296,9 @@ func (s *session) emit(event string, data any) {
 // reconnects and resumes from its offset.
 func (s *session) closeTryAgain() {
 	switch s.transport {
-	case transportSocketIO:
+	case kindSocketIO:
 		s.sio.Socket().Close(&engineio.CloseError{Code: native.CloseTryAgain, Text: "slow consumer"})
-	case transportNative:
+	case kindNative:
 		s.nat.Close(native.CloseTryAgain, "slow consumer")
 	}
 }
@@ -263,10 +308,10 @@ func (s *session) closeTryAgain() {
 // the given event) and a server DISCONNECT.
 func (s *session) end(code int, e errorPayload, event string) {
 	switch s.transport {
-	case transportSocketIO:
+	case kindSocketIO:
 		_ = s.sio.Emit("exception", exceptionPayload{Code: e.Code, Message: e.Message, Event: event})
 		_ = s.sio.Disconnect()
-	case transportNative:
+	case kindNative:
 		s.nat.CloseWithError(code, &native.Error{Code: native.Code(e.Code), Message: e.Message}, event)
 	}
 }
@@ -320,14 +365,14 @@ func (s *session) expire(exp time.Time) {
 		return // refreshed meanwhile
 	}
 	switch s.transport {
-	case transportSocketIO:
+	case kindSocketIO:
 		_ = s.sio.Emit("auth:expired", map[string]string{"reason": "token expired"})
 		if err := s.sio.Disconnect(); err != nil && s.sio.Reason() == nil {
 			// Not accepted yet (a token inside the leeway expires during
 			// the connect handler): end the transport instead.
 			s.sio.Socket().Close(&engineio.CloseError{Code: native.CloseUnauthorized, Text: "token expired"})
 		}
-	case transportNative:
+	case kindNative:
 		s.nat.Close(native.CloseUnauthorized, "token expired")
 	}
 }
@@ -337,6 +382,6 @@ func (s *session) closeGone() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.buffer = nil
+	s.replay = nil
 	s.stopTimersLocked()
 }

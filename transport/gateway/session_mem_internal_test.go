@@ -36,10 +36,9 @@ func BenchmarkSessionFootprint(b *testing.B) {
 			user := fmt.Sprintf("user-%05d", i)
 			s := g.newSession(fmt.Sprintf("sess-%05d", i), auth.Claims{
 				Subject: user, ExpiresAt: exp, SessionID: "browser-" + user, Roles: []domain.Role{domain.RoleNurse},
-			}, methodNativeAuth, transportNative, "127.0.0.1:40000")
+			}, transportNative, "127.0.0.1:40000")
 			s.scheduleExpiry()
-			s.after = g.hub.register(s)
-			s.replaying = false
+			s.after = g.hub.register(s) // live: no replay buffer
 			held[i] = s
 		}
 		if n == 0 {
