@@ -615,8 +615,8 @@ func (g *Gateway) authRefresh(ctx context.Context, s *session, raw json.RawMessa
 	}
 	s.mu.Lock()
 	s.setClaimsLocked(claims)
+	s.scheduleExpiryLocked()
 	s.mu.Unlock()
-	s.scheduleExpiry()
 	c := g.svc.decisionContext(s.actor())
 	if _, err := g.svc.appendAny(ctx, c, []domain.Event{domain.TokenRefreshed{UserID: s.userID, SessionID: s.id, ExpiresAt: claims.ExpiresAt}}); err != nil {
 		return nil, err

@@ -37,6 +37,7 @@ type Gateway struct {
 	origin   *guard.OriginChecker
 	users    *guard.KeyedLimiter
 	grace    *endGrace
+	expiries *expiryQueue // the sessions' token-expiry timers
 	authn    auth.Authenticator
 	sessions *auth.Sessions
 	sio      *socketio.Server
@@ -79,6 +80,7 @@ func New(cfg Config) (*Gateway, error) {
 		hub: newHub(cfg.Rooms, cfg.Store.Epoch(), m, cfg.Now), revokedAt: map[string]time.Time{},
 	}
 	g.svc.spawn = g.spawn
+	g.expiries = newExpiryQueue(g.fireExpiry)
 	g.users, err = guard.NewKeyedLimiter(cfg.UserRateLimit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -142,8 +144,19 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
+	g.expiries.stop()
 	g.cancel()
 	return errors.Join(errSIO, errNat, err)
+}
+
+// fireExpiry runs a session's due expiry timer on a goroutine of its own,
+// as a timer of its own did, so that one session's logoff (which may
+// record its end) does not hold up the others'; in place once the gateway
+// is shutting down.
+func (g *Gateway) fireExpiry(s *session, gen uint32) {
+	if !g.spawn(func() { s.expiryTimer(gen) }) {
+		s.expiryTimer(gen)
+	}
 }
 
 // spawn runs fn on a goroutine the gateway owns (Shutdown waits for it)

@@ -92,10 +92,14 @@ type session struct {
 	roles       []domain.Role
 	expiresAt   time.Time
 	authSession string
-	// expiry is the one timer of the token's expiry: armed first for the
-	// auth:expiring warning, then re-armed for the automatic logoff.
-	expiry *time.Timer
-	warned bool
+	// expiryGen numbers the arming of the token's expiry timer (in the
+	// gateway's expiry queue): armed first for the auth:expiring warning,
+	// then re-armed for the automatic logoff.
+	expiryGen uint32
+	// expiryIdx is the session's place in the expiry queue (index + 1, 0
+	// when not queued); guarded by the queue's lock, not mu.
+	expiryIdx int32
+	warned    bool
 	// replay, while the session's replay runs, buffers the live pushes
 	// for after it; nil once the session is live.
 	replay *replayBuffer
@@ -317,33 +321,42 @@ func (s *session) end(code int, e errorPayload, event string) {
 }
 
 // scheduleExpiry (re)arms auth:expiring and the automatic logoff at the
-// token's expiry, with one timer: it fires first for the warning and is
-// then reset for the logoff.
+// token's expiry, with one timer of the gateway's expiry queue: it fires
+// first for the warning and is then re-armed for the logoff.
 func (s *session) scheduleExpiry() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.scheduleExpiryLocked()
+}
+
+// scheduleExpiryLocked is scheduleExpiry for a caller holding s.mu, such as
+// a refresh that sets the new expiry in the same critical section: every
+// change of expiresAt comes with a new expiryGen, so a timer armed for the
+// old expiry that fires meanwhile does nothing.
+func (s *session) scheduleExpiryLocked() {
 	s.stopTimersLocked()
 	if s.closed {
 		return
 	}
-	exp := s.expiresAt
 	s.warned = false
-	warnIn := max(exp.Sub(s.g.cfg.Now())-s.g.cfg.ExpiryWarning, 0)
-	s.expiry = time.AfterFunc(warnIn, func() { s.expiryTimer(exp) })
+	s.expiryGen++
+	warnIn := max(s.expiresAt.Sub(s.g.cfg.Now())-s.g.cfg.ExpiryWarning, 0)
+	s.g.expiries.add(s, warnIn, s.expiryGen)
 }
 
-// expiryTimer is the expiry timer armed for exp firing: the warning the
-// first time, the logoff the second. A timer of an expiry that a refresh
-// replaced does nothing.
-func (s *session) expiryTimer(exp time.Time) {
+// expiryTimer is the expiry timer armed with gen firing: the warning the
+// first time, the logoff the second. A timer that a refresh or the
+// session's close disarmed does nothing.
+func (s *session) expiryTimer(gen uint32) {
 	s.mu.Lock()
-	if s.closed || !s.expiresAt.Equal(exp) {
+	if s.closed || s.expiryGen != gen {
 		s.mu.Unlock()
 		return
 	}
+	exp := s.expiresAt
 	if !s.warned {
 		s.warned = true
-		s.expiry.Reset(max(exp.Sub(s.g.cfg.Now()), 0))
+		s.g.expiries.add(s, max(exp.Sub(s.g.cfg.Now()), 0), gen)
 		s.mu.Unlock()
 		s.emit("auth:expiring", map[string]string{"expiresAt": formatTime(exp)})
 		return
@@ -353,9 +366,8 @@ func (s *session) expiryTimer(exp time.Time) {
 }
 
 func (s *session) stopTimersLocked() {
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
+	s.expiryGen++ // a timer already taken off the queue finds itself stale
+	s.g.expiries.remove(s)
 }
 
 // expire is the automatic logoff at exp, the expiry the timer was armed

@@ -18,13 +18,14 @@ import (
 const footprintSessions = 10000
 
 // BenchmarkSessionFootprint measures what the gateway itself holds per idle
-// session, the transports' connections aside: the session with its expiry
-// timer (its limiter is made at its first event), registered with the hub,
+// session, the transports' connections aside: the session with its place in
+// the expiry queue (its limiter is made at its first event), registered with the hub,
 // as the connect path leaves it. B/session is the live heap growth over footprintSessions sessions,
 // after a GC, divided by their number.
 func BenchmarkSessionFootprint(b *testing.B) {
 	hb, _ := benchHub(b, 1)
 	g := &Gateway{cfg: Config{Now: time.Now, ExpiryWarning: DefaultExpiryWarning, MaxQueueMessages: DefaultMaxQueueMessages}, hub: hb, metrics: hb.metrics}
+	g.expiries = newExpiryQueue(g.fireExpiry)
 	exp := time.Now().Add(time.Hour)
 	held := make([]*session, footprintSessions)
 	var perSession float64
