@@ -350,16 +350,20 @@ const eventSessionOffset = "session:offset"
 
 // nativeState is the gateway's per-connection value in native.Session.
 // The transport keeps it as long as the connection lives, so what only the
-// connect needs (the claims) is dropped once the session holds its part.
+// connect needs is dropped once the session holds its part: what is left
+// for the connection's life is 16 bytes.
 type nativeState struct {
-	// claims is a pointer so that the state left for the connection's
-	// life is small (48 bytes rather than 256 with the claims inline).
-	claims *auth.Claims
+	connect *nativeConnect // nil once the session is open
+	s       *session
+}
+
+// nativeConnect is what the connect needs of the authentication.
+type nativeConnect struct {
+	claims auth.Claims
 	method auth.Method
 	// head is the log's head when the credentials were accepted, before
 	// the client is told it is connected: a fresh session's start.
 	head eventstore.Position
-	s    *session
 }
 
 func nativeError(err error) *native.Error {
@@ -383,7 +387,7 @@ func (g *Gateway) nativeAuthenticate(r *http.Request) (native.Session, error) {
 	if err != nil {
 		return native.Session{}, &native.Error{Code: native.CodeUnavailable, Message: "try again"}
 	}
-	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: &claims, method: method, head: head}}, nil
+	return native.Session{UserID: claims.Subject, Value: &nativeState{connect: &nativeConnect{claims: claims, method: method, head: head}}}, nil
 }
 
 func (g *Gateway) nativeAuth(ctx context.Context, c *native.Conn, token, _ string) (native.Session, error) {
@@ -399,25 +403,26 @@ func (g *Gateway) nativeAuth(ctx context.Context, c *native.Conn, token, _ strin
 	if err != nil {
 		return native.Session{}, &native.Error{Code: native.CodeUnavailable, Message: "try again"}
 	}
-	return native.Session{UserID: claims.Subject, Value: &nativeState{claims: &claims, method: methodNativeAuth, head: head}}, nil
+	return native.Session{UserID: claims.Subject, Value: &nativeState{connect: &nativeConnect{claims: claims, method: methodNativeAuth, head: head}}}, nil
 }
 
 func (g *Gateway) nativeConnect(ctx context.Context, c *native.Conn, offset string) {
 	sess, _ := c.Session()
 	st, _ := sess.Value.(*nativeState)
-	if st == nil || st.claims == nil {
+	if st == nil || st.connect == nil {
 		c.Close(native.CloseInternal, "no session")
 		return
 	}
-	s := g.newSession(c.ID(), *st.claims, transportNative, c.RemoteAddr())
+	conn := st.connect
+	s := g.newSession(c.ID(), conn.claims, transportNative, c.RemoteAddr())
 	s.nat = c
-	if err := g.openSession(ctx, s, st.method); err != nil {
+	if err := g.openSession(ctx, s, conn.method); err != nil {
 		g.cfg.Logger.Warn("gateway: open native session", "err", err)
 		c.Close(native.CloseTryAgain, "unavailable")
 		return
 	}
-	st.s, st.claims = s, nil
-	from := st.head
+	st.s, st.connect = s, nil
+	from := conn.head
 	if offset != "" {
 		pos, err := eventstore.ParseOffset(g.cfg.Store.Epoch(), offset)
 		if err != nil {
