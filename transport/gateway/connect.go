@@ -98,7 +98,19 @@ func (g *Gateway) newSession(id string, claims auth.Claims, transport, addr stri
 // openSession records the session (AuthenticationSucceeded, then
 // SessionStarted and, on the user's first session, UserOnline) and arms the
 // expiry timers.
+//
+// ctx is the connection's, which lives as long as it does. The appends run
+// on a context detached from it and bounded by endTimeout, like a
+// session's end: waiting on the connection's own context would make it
+// allocate its done channel, which the connection would then keep for its
+// whole life (about 100 bytes of every idle connection's heap), only to
+// abandon appends that may be committed anyway.
 func (g *Gateway) openSession(ctx context.Context, s *session, method auth.Method) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
 	actor := s.actor()
 	c := g.svc.decisionContext(actor)
 	if _, err := g.svc.appendAny(ctx, c, []domain.Event{domain.AuthenticationSucceeded{
