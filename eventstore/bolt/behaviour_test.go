@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/wardline/wardline/eventstore"
 	"github.com/wardline/wardline/eventstore/bolt"
@@ -187,5 +190,45 @@ func TestInjectedClock(t *testing.T) {
 	}
 	if all[2].RecordedAt.Before(all[1].RecordedAt) {
 		t.Errorf("RecordedAt went backwards: %v after %v", all[2].RecordedAt, all[1].RecordedAt)
+	}
+}
+
+func TestUUIDEventIDsAndTheirOtherSpellingsAreToldApartInMemoryOnDiskAndAfterAReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := bolt.Open(ctx, dir, bolt.WithIndexFlushEvents(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 5 { // 10 events: the first ones reach the disk index, the last stay in memory
+		id := uuid.Must(uuid.NewV7()).String()
+		ids = append(ids, id, strings.ToUpper(id))
+	}
+	var results []eventstore.AppendResult
+	for _, id := range ids {
+		res, err := s.Append(ctx, "spellings", eventstore.AnyVersion, events(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, res)
+	}
+	retry := func(when string) {
+		t.Helper()
+		for i, id := range ids {
+			got, err := s.Append(ctx, "spellings", eventstore.AnyVersion, events(id))
+			if err != nil || got.LastPosition() != results[i].LastPosition() {
+				t.Errorf("%s: retry of %s = %+v, %v; want %+v", when, id, got, err, results[i])
+			}
+		}
+	}
+	retry("before the reopen")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, bolt.WithIndexFlushEvents(4))
+	retry("after the reopen")
+	if read, err := s.ReadStream(ctx, "spellings", 0, eventstore.Forward, 100); err != nil || len(read) != len(ids) {
+		t.Fatalf("the stream holds %d events, %v; want %d", len(read), err, len(ids))
 	}
 }

@@ -31,16 +31,101 @@ func (t *tail) last() uint64 { return t.first + uint64(len(t.positions)) - 1 }
 // generation is a set of index entries not yet on disk.
 type generation struct {
 	streams map[string]*tail
-	ids     map[string]eventstore.Position
-	through eventstore.Position // the newest position it covers
-	events  int
+	// ids holds the event IDs that are canonical UUIDs (the domain's are)
+	// as their 16 bytes, so the index does not keep a 48-byte string per
+	// event in memory; otherIDs holds any other ID, made on first use.
+	ids      map[uuidKey]eventstore.Position
+	otherIDs map[string]eventstore.Position
+	through  eventstore.Position // the newest position it covers
+	events   int
 }
+
+// uuidKey is a canonical UUID event ID: 36 characters, lowercase hex with
+// hyphens at 8, 13, 18 and 23. Only that form is parsed, so that its key
+// and the string it came from convert both ways exactly; an ID in another
+// spelling (uppercase, braces) is a different ID and stays a string.
+type uuidKey [16]byte
+
+// parseUUIDKey returns id's key if id is a canonical UUID.
+func parseUUIDKey(id string) (uuidKey, bool) {
+	var k uuidKey
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return k, false
+	}
+	n := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+			continue
+		}
+		hi, ok1 := lowerHex(id[i])
+		lo, ok2 := lowerHex(id[i+1])
+		if !ok1 || !ok2 {
+			return k, false
+		}
+		k[n] = hi<<4 | lo
+		n++
+		i += 2
+	}
+	return k, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// String returns the canonical form k was parsed from.
+func (k uuidKey) String() string {
+	const digits = "0123456789abcdef"
+	var b [36]byte
+	n := 0
+	for i, c := range k {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[n] = '-'
+			n++
+		}
+		b[n], b[n+1] = digits[c>>4], digits[c&0xf]
+		n += 2
+	}
+	return string(b[:])
+}
+
+// id returns the position of event ID id in g.
+func (g *generation) id(id string) (eventstore.Position, bool) {
+	if k, ok := parseUUIDKey(id); ok {
+		p, ok := g.ids[k]
+		return p, ok
+	}
+	p, ok := g.otherIDs[id]
+	return p, ok
+}
+
+// putID records that event ID id is at p.
+func (g *generation) putID(id string, p eventstore.Position) {
+	if k, ok := parseUUIDKey(id); ok {
+		g.ids[k] = p
+		return
+	}
+	if g.otherIDs == nil {
+		g.otherIDs = make(map[string]eventstore.Position)
+	}
+	g.otherIDs[id] = p
+}
+
+// idCount is how many event IDs g holds.
+func (g *generation) idCount() int { return len(g.ids) + len(g.otherIDs) }
 
 // newGeneration sizes the maps for events entries up front: growing a map
 // of tens of thousands of entries rehashes it several times, which showed
 // up in the writer's profile.
 func newGeneration(events int) *generation {
-	return &generation{streams: make(map[string]*tail, min(events, 1024)), ids: make(map[string]eventstore.Position, events)}
+	return &generation{streams: make(map[string]*tail, min(events, 1024)), ids: make(map[uuidKey]eventstore.Position, events)}
 }
 
 // add records that stream's versions from first on are at positions.
@@ -52,7 +137,7 @@ func (g *generation) add(stream string, first uint64, ids []string, positions []
 	}
 	t.positions = append(t.positions, positions...)
 	for i, id := range ids {
-		g.ids[id] = positions[i]
+		g.putID(id, positions[i])
 	}
 	g.through = max(g.through, positions[len(positions)-1])
 	g.events += len(positions)
@@ -101,11 +186,11 @@ func (m *memIndex) lastVersion(stream string) (uint64, bool) {
 
 // id is the writer's lock-free lookup of an event ID's position.
 func (m *memIndex) id(id string) (eventstore.Position, bool) {
-	if p, ok := m.active.ids[id]; ok {
+	if p, ok := m.active.id(id); ok {
 		return p, true
 	}
 	if m.flushing != nil {
-		if p, ok := m.flushing.ids[id]; ok {
+		if p, ok := m.flushing.id(id); ok {
 			return p, true
 		}
 	}
@@ -125,8 +210,11 @@ func (m *memIndex) publish(staged *generation) {
 		}
 		a.positions = append(a.positions, t.positions...)
 	}
-	for id, p := range staged.ids {
-		m.active.ids[id] = p
+	for k, p := range staged.ids {
+		m.active.ids[k] = p
+	}
+	for id, p := range staged.otherIDs {
+		m.active.putID(id, p)
 	}
 	m.active.through = max(m.active.through, staged.through)
 	m.active.events += staged.events

@@ -305,14 +305,20 @@ func (s *Store) tryCommit(requests []*request) (*request, error) {
 	}
 	st := tx.Stats()
 	s.stats.pages.Add(uint64(st.GetWrite()))
-	if flushing != nil {
-		s.mem.endFlush()
-	}
 	if len(s.w.versions) > maxCachedStreams {
 		s.w.versions = make(map[string]uint64)
 	}
-	for stream, tl := range t.staged.streams {
-		s.w.versions[stream] = tl.last()
+	if flushing != nil {
+		// The streams whose entries leave memory keep their version in
+		// the cache. The ones still in memory (this transaction's among
+		// them, published below) are found there first: caching them
+		// too held every recently written stream twice.
+		for stream, tl := range flushing.streams {
+			if _, ok := s.mem.active.streams[stream]; !ok {
+				s.w.versions[stream] = tl.last()
+			}
+		}
+		s.mem.endFlush()
 	}
 	s.stats.commits.Add(1)
 	s.stats.commitNanos.Add(int64(time.Since(began)))
@@ -336,7 +342,7 @@ func writeIndex(tx *bbolt.Tx, g *generation) error {
 	streamsB, idsB := tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
 	idsB.FillPercent = 0.9 // UUIDv7 IDs arrive nearly in order
 	streams := make([]string, 0, len(g.streams))
-	size := 8 * len(g.ids)
+	size := 8 * g.idCount()
 	for stream, t := range g.streams {
 		streams = append(streams, stream)
 		size += len(t.positions) * (uvarintLen(uint64(len(stream))) + len(stream) + 16)
@@ -360,14 +366,22 @@ func writeIndex(tx *bbolt.Tx, g *generation) error {
 			}
 		}
 	}
-	ids := make([]string, 0, len(g.ids))
-	for id := range g.ids {
-		ids = append(ids, id)
+	type idEntry struct {
+		id  string
+		pos eventstore.Position
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	ids := make([]idEntry, 0, g.idCount())
+	for k, p := range g.ids {
+		ids = append(ids, idEntry{k.String(), p})
+	}
+	for id, p := range g.otherIDs {
+		ids = append(ids, idEntry{id, p})
+	}
+	slices.SortFunc(ids, func(a, b idEntry) int { return strings.Compare(a.id, b.id) })
+	for _, e := range ids {
+		id := e.id
 		start := len(buf)
-		buf = positionKey(buf, g.ids[id])
+		buf = positionKey(buf, e.pos)
 		if err := idsB.Put([]byte(id), buf[start:len(buf):len(buf)]); err != nil {
 			return fmt.Errorf("bolt: index event %s: %w", id, err)
 		}
@@ -387,8 +401,10 @@ func (s *Store) version(t *writeTx, stream string) uint64 {
 	if v, ok := s.w.versions[stream]; ok {
 		return v
 	}
+	// Not cached: once this transaction commits, the stream's entries are
+	// in memory until they are flushed, and the cache then gets its
+	// version.
 	v, _ := lastOnDisk(t.tx.Bucket(bucketStreams).Cursor(), streamPrefix(nil, stream))
-	s.w.versions[stream] = v
 	return v
 }
 
@@ -408,7 +424,7 @@ type writeTx struct {
 
 // idPosition finds a stored event ID: in this transaction, in memory, or on disk.
 func (t *writeTx) idPosition(id string) (eventstore.Position, bool) {
-	if p, ok := t.staged.ids[id]; ok {
+	if p, ok := t.staged.id(id); ok {
 		return p, true
 	}
 	if p, ok := t.mem.id(id); ok {
