@@ -38,6 +38,7 @@ type Gateway struct {
 	users    *guard.KeyedLimiter
 	grace    *endGrace
 	expiries *expiryQueue // the sessions' token-expiry timers
+	roles    roleSets     // the sessions' role lists, interned
 	authn    auth.Authenticator
 	sessions *auth.Sessions
 	sio      *socketio.Server

@@ -88,8 +88,9 @@ type session struct {
 	mu sync.Mutex
 	// roles, expiresAt and authSession are what the session needs of its
 	// token's claims; the rest (issuer, audience, jti, ...) is not kept:
-	// an idle connection should hold as little as possible.
-	roles       []domain.Role
+	// an idle connection should hold as little as possible. roles is an
+	// interned list (Gateway.roles), shared and never modified.
+	roles       *[]domain.Role
 	expiresAt   time.Time
 	authSession string
 	// expiryGen numbers the arming of the token's expiry timer (in the
@@ -134,14 +135,18 @@ func (s *session) actor() domain.Actor {
 	s.mu.Lock()
 	roles := s.roles
 	s.mu.Unlock()
-	return domain.Actor{UserID: s.userID, Roles: roles, SessionID: s.id, ClientAddr: s.addr}
+	a := domain.Actor{UserID: s.userID, SessionID: s.id, ClientAddr: s.addr}
+	if roles != nil {
+		a.Roles = *roles
+	}
+	return a
 }
 
 // setClaimsLocked keeps what the session needs of claims; authSession (the
 // browser session a cookie names) is only set when the session starts, as
 // a refreshed token does not carry it.
 func (s *session) setClaimsLocked(c auth.Claims) {
-	s.roles, s.expiresAt = c.Roles, c.ExpiresAt
+	s.roles, s.expiresAt = s.g.roles.intern(c.Roles), c.ExpiresAt
 }
 
 // authSessionID is the browser session the connection authenticated with
