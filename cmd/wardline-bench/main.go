@@ -80,6 +80,7 @@ type options struct {
 	serverBin  string
 	addr       string
 	serverPID  int
+	debugAddr  string
 	secret     string
 	serverArgs listFlag
 	json       bool
@@ -100,6 +101,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.addr, "addr", o.addr, "measure an already running server at HOST:PORT (loopback only) instead of starting one")
 	fs.IntVar(&o.serverPID, "server-pid", o.serverPID, "with --addr: the server's pid, for CPU and RSS figures")
 	fs.StringVar(&o.secret, "jwt-secret", o.secret, "HS256 secret the server verifies tokens with (passed to a started server)")
+	fs.StringVar(&o.debugAddr, "server-debug-addr", o.debugAddr, "with --addr: the server's --debug-addr, for --server-profile (a started server gets one of its own)")
 	fs.Var(&o.serverArgs, "server-arg", "extra argument for the started server's serve command (repeatable)")
 	fs.BoolVar(&o.json, "json", o.json, "print the result as JSON")
 	fs.DurationVar(&o.maxTime, "max-time", o.maxTime, "hard bound on the whole run")
@@ -249,7 +251,7 @@ func (o *options) target(ctx context.Context, stderr io.Writer) (*target, func()
 	}
 	t := &target{minter: minter, runID: strconv.FormatInt(time.Now().UnixNano()%1e12, 36), dialer: newDialer()}
 	if o.addr != "" {
-		t.addr, t.pid = o.addr, o.serverPID
+		t.addr, t.pid, t.debugAddr = o.addr, o.serverPID, o.debugAddr
 		return t, func() error { return nil }, nil
 	}
 	tmp, err := os.MkdirTemp("", "wardline-bench-")
@@ -272,7 +274,7 @@ func (o *options) target(ctx context.Context, stderr io.Writer) (*target, func()
 	if err != nil {
 		return nil, nil, errors.Join(err, removeTmp())
 	}
-	t.addr, t.pid = c.addr, c.pid()
+	t.addr, t.pid, t.debugAddr = c.addr, c.pid(), c.debugAddr
 	return t, func() error { return errors.Join(c.stop(), removeTmp()) }, nil
 }
 

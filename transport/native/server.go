@@ -229,6 +229,7 @@ type Server struct {
 
 	// Writer goroutines, shared by the connections (see startWriter), and
 	// deep workers (see deep).
+	shared  *sharedWriters
 	writers *workpool.Pool[*Conn]
 	deeps   *workpool.Caller
 	// quit stops the flusher; writerGoroutines counts it.
@@ -259,6 +260,7 @@ func NewServer(cfg Config) (*Server, error) {
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
 		quit:       make(chan struct{}),
+		shared:     newSharedWriters(workerIdle, (*Conn).writeNow),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
 		deeps:      workpool.NewCaller(workerIdle),
 	}
@@ -421,8 +423,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // idle, the goroutines are gone a moment after the traffic.
 const workerIdle = 250 * time.Millisecond
 
-// startWriter hands c, whose queue has work, to an idle writer goroutine,
-// or starts one (see workpool: the writev path needs a grown stack).
+// startWriter hands c, whose queue has work, to an idle writer goroutine
+// that may wait for the socket, or starts one (see workpool: the writev
+// path needs a grown stack).
 func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 
 // deep runs fn on a deep worker goroutine and waits for it: the readers
@@ -489,6 +492,7 @@ func (s *Server) flusher() {
 func (s *Server) stopWriters() {
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.writerGoroutines.Wait()
+	s.shared.stop()
 	s.writers.Stop()
 	s.deeps.Stop()
 }
