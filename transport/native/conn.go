@@ -39,14 +39,18 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	session atomic.Pointer[Session]
-	abort   atomic.Bool // stop writing queued frames: slow consumer
+	// dueAt is when held pushes must be written (unix ns; 0: none held),
+	// read by the flusher without the lock.
+	dueAt atomic.Int64
+	abort atomic.Bool // stop writing queued frames: slow consumer
 
 	mu        sync.Mutex
 	queue     [][]byte
 	spare     [][]byte // the other half of the double buffer
 	queued    int      // bytes in queue
 	writing   bool     // a writer goroutine is running
-	deferred  bool     // on the server's flush list (CoalesceWindow)
+	deferred  bool     // pushes are held (CoalesceWindow) until dueAt
+	listed    bool     // on the server's flush list
 	lastWrite time.Time
 	inHandler bool // the reader is in a hook whose reply is owed
 	owed      int  // replies of Pending requests not yet written
@@ -185,15 +189,41 @@ func (c *Conn) Send(frame []byte) error {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
-	if c.deferred || c.writing {
-		return nil // the flush or the running writer takes it
+	if c.writing {
+		return nil // the running writer takes it
 	}
-	if w := c.srv.cfg.CoalesceWindow; w > 0 && time.Since(c.lastWrite) < w {
-		c.deferred = true
-		c.srv.deferWrite(c)
+	w := c.srv.cfg.CoalesceWindow
+	if w <= 0 {
+		c.kickLocked()
 		return nil
 	}
-	c.kickLocked()
+	now := time.Now()
+	if !c.deferred {
+		if now.Sub(c.lastWrite) >= 2*w {
+			c.kickLocked() // not in a stream: no delay
+			return nil
+		}
+		c.deferred = true
+		c.dueAt.Store(now.Add(2 * w).UnixNano())
+		if !c.listed {
+			c.listed = true
+			c.srv.deferWrite(c)
+		}
+	}
+	if len(c.queue) >= 2 {
+		// Company arrived: write once the window since the last write has
+		// passed, now if it has.
+		at := c.lastWrite.Add(w)
+		if !now.Before(at) {
+			c.deferred = false
+			c.dueAt.Store(0)
+			c.kickLocked()
+			return nil
+		}
+		if at.UnixNano() < c.dueAt.Load() {
+			c.dueAt.Store(at.UnixNano())
+		}
+	}
 	return nil
 }
 
@@ -389,6 +419,11 @@ func (c *Conn) writeNow() (again bool) {
 func (c *Conn) takeQueueLocked() [][]byte {
 	if c.srv.cfg.CoalesceWindow > 0 {
 		c.lastWrite = time.Now()
+		if c.deferred {
+			// Held pushes go out with this batch (a reply's, say).
+			c.deferred = false
+			c.dueAt.Store(0)
+		}
 	}
 	batch := c.queue
 	c.queue, c.spare = c.spare[:0], nil

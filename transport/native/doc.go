@@ -31,9 +31,9 @@
 // goroutine of their own that may wait, so a slow client holds up nobody.
 // An idle connection costs one goroutine; a burst costs no goroutine
 // hand-off per connection.
-// With Config.CoalesceWindow, a connection written to less than the window
-// ago has its pushes held until the next flush, so a busy stream costs one
-// write per window rather than one per push.
+// With Config.CoalesceWindow, pushes to a connection in a stream are held
+// until they have company (or have waited two windows), so a busy stream
+// costs one write per two or more pushes rather than one per push.
 //
 // Writing: the writer frames text messages itself and writes a whole batch
 // (up to 64 frames) with one writev over the hijacked connection, the

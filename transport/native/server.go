@@ -136,14 +136,15 @@ type Config struct {
 	// have in flight; default DefaultMaxPendingReplies.
 	MaxPendingReplies int
 
-	// CoalesceWindow bounds how often one connection is written to for
-	// pushes (Send): a push to a connection written less than the window
-	// ago waits until the next flush, at most one window, and goes out in
-	// one write with whatever else arrived meanwhile. Replies, pings and
-	// close frames never wait. A connection that receives less than one
-	// push per window sees no delay at all. 0 writes every push at once.
-	// Each write is a syscall that also wakes the client; under a heavy
-	// stream that, not encoding, is most of the cost of a delivery.
+	// CoalesceWindow holds pushes (Send) to a connection in a stream, so
+	// that one write carries several: a push to a connection written less
+	// than two windows ago is held until a second one is queued and a
+	// window has passed since the last write, or until it has waited two
+	// windows. Replies, pings and close frames never wait (and take held
+	// pushes with them). A connection that receives less than one push per
+	// two windows sees no delay at all. 0 writes every push at once. Each
+	// write is a syscall that also wakes the client; under a heavy stream
+	// that, not encoding, is most of the cost of a delivery.
 	CoalesceWindow time.Duration
 
 	// NewSessionID makes connection ids (the sessionId and the connected
@@ -435,8 +436,8 @@ func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 // stack for every message; idle, they are gone after workerIdle.
 func (s *Server) deep(fn func()) { s.deeps.Call(fn) }
 
-// deferWrite puts c on the list of the next flush, starting the flusher
-// when it is not running. c.mu is held by the caller.
+// deferWrite puts c on the flusher's list, starting the flusher when it
+// is not running. c.mu is held by the caller.
 func (s *Server) deferWrite(c *Conn) {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -448,14 +449,15 @@ func (s *Server) deferWrite(c *Conn) {
 	}
 }
 
-// flusher starts the writers of the deferred connections once per window,
-// and ends when a window passes with nothing deferred, so an idle server
-// holds no ticking goroutine. On shutdown it flushes what is left at once.
+// flusher writes the connections whose held pushes are due, checking every
+// quarter window, and ends when no connection is listed, so an idle server
+// holds no ticking goroutine. On shutdown it writes everything held at
+// once. A listed connection costs the tick an atomic load until it is due.
 func (s *Server) flusher() {
 	defer s.writerGoroutines.Done()
-	tick := time.NewTicker(s.cfg.CoalesceWindow)
+	tick := time.NewTicker(max(s.cfg.CoalesceWindow/4, time.Millisecond))
 	defer tick.Stop()
-	var batch []*Conn
+	var list, keep []*Conn
 	for {
 		stop := false
 		select {
@@ -463,27 +465,41 @@ func (s *Server) flusher() {
 		case <-s.quit:
 			stop = true
 		}
+		now := time.Now().UnixNano()
 		s.flushMu.Lock()
-		batch, s.due = s.due, batch[:0]
-		if len(batch) == 0 && !stop {
+		list, s.due = s.due, list[:0]
+		s.flushMu.Unlock()
+		keep = keep[:0]
+		for i, c := range list {
+			list[i] = nil
+			if due := c.dueAt.Load(); due > now && !stop {
+				keep = append(keep, c)
+				continue
+			}
+			c.mu.Lock()
+			if c.deferred && !stop && c.dueAt.Load() > now {
+				keep = append(keep, c) // held again since the load
+				c.mu.Unlock()
+				continue
+			}
+			c.listed = false
+			if c.deferred {
+				c.deferred = false
+				c.dueAt.Store(0)
+				c.kickLocked()
+			}
+			c.mu.Unlock()
+		}
+		s.flushMu.Lock()
+		s.due = append(s.due, keep...)
+		if len(s.due) == 0 || stop {
 			s.flushing = false
 			s.flushMu.Unlock()
+			clear(keep)
 			return
 		}
 		s.flushMu.Unlock()
-		for i, c := range batch {
-			c.mu.Lock()
-			c.deferred = false
-			c.kickLocked()
-			c.mu.Unlock()
-			batch[i] = nil
-		}
-		if stop {
-			s.flushMu.Lock()
-			s.flushing = false
-			s.flushMu.Unlock()
-			return
-		}
+		clear(keep)
 	}
 }
 

@@ -955,6 +955,42 @@ func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) 
 	}
 }
 
+func TestAHeldPushWaitsForCompanyOrTwoWindowsWhicheverIsFirst(t *testing.T) {
+	const window = time.Second
+	h := newHarness(t, func(c *native.Config) { c.CoalesceWindow = window })
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	conn := h.waitConnect().conn
+	time.Sleep(100 * time.Millisecond) // let the connected push's writer finish
+
+	// Alone, a push to a connection in a stream waits out two windows.
+	start := time.Now()
+	pushTick(t, conn, 0)
+	if f := w.next(); f.Event != "tick" {
+		t.Fatalf("got %s, want tick", f.Event)
+	}
+	if held := time.Since(start); held < 2*window-window/2 {
+		t.Errorf("a lone held push arrived after %v, want about %v", held, 2*window)
+	}
+
+	// With company, once a window has passed since the last write, both
+	// go out at once.
+	time.Sleep(window + window/10)
+	start = time.Now()
+	pushTick(t, conn, 1)
+	pushTick(t, conn, 2)
+	for i := 1; i <= 2; i++ {
+		f := w.next()
+		var d struct{ N int }
+		if f.Event != "tick" || json.Unmarshal(f.Data, &d) != nil || d.N != i {
+			t.Fatalf("push %d: got %s %s", i, f.Event, f.Data)
+		}
+	}
+	if took := time.Since(start); took > window-window/10 {
+		t.Errorf("two pushes a window after the last write took %v, want them written at once", took)
+	}
+}
+
 // pushTick sends the push "tick" {"n": n} to conn.
 func pushTick(t *testing.T, conn *native.Conn, n int) {
 	t.Helper()
