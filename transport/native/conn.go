@@ -349,7 +349,7 @@ func (c *Conn) wakeSendersLocked() {
 
 // kickLocked starts the writer if it is not running and there is work:
 // a shared writer for data frames, a goroutine that may wait for anything
-// else (see sharedWriters).
+// else (see workpool.Turns).
 func (c *Conn) kickLocked() {
 	if c.writing || c.closed || c.broken {
 		return
@@ -360,7 +360,7 @@ func (c *Conn) kickLocked() {
 	c.writing = true
 	c.writers.Add(1)
 	if c.raw != nil && !c.pingDue && c.closeReq == nil {
-		c.srv.shared.push(c)
+		c.srv.shared.Push(c)
 		return
 	}
 	c.srv.startWriter(c)

@@ -230,7 +230,7 @@ type Server struct {
 
 	// Writer goroutines, shared by the connections (see startWriter), and
 	// deep workers (see deep).
-	shared  *sharedWriters
+	shared  *workpool.Turns[*Conn]
 	writers *workpool.Pool[*Conn]
 	deeps   *workpool.Caller
 	// quit stops the flusher; writerGoroutines counts it.
@@ -261,7 +261,7 @@ func NewServer(cfg Config) (*Server, error) {
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
 		quit:       make(chan struct{}),
-		shared:     newSharedWriters(workerIdle, (*Conn).writeNow),
+		shared:     workpool.NewTurns(workerIdle, (*Conn).writeNow),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
 		deeps:      workpool.NewCaller(workerIdle),
 	}
@@ -508,7 +508,7 @@ func (s *Server) flusher() {
 func (s *Server) stopWriters() {
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.writerGoroutines.Wait()
-	s.shared.stop()
+	s.shared.Stop()
 	s.writers.Stop()
 	s.deeps.Stop()
 }
