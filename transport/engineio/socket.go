@@ -6,9 +6,12 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/wsframe"
 )
 
 // itemKind says how a queued item goes on the wire.
@@ -66,11 +69,16 @@ type Socket struct {
 	onMessage func(data []byte, binary bool)
 	onClose   func(reason error)
 
-	mu           sync.Mutex
-	state        socketState
-	closeErr     error
-	transport    transportKind
-	ws           *websocket.Conn // the WebSocket transport, once active
+	mu        sync.Mutex
+	state     socketState
+	closeErr  error
+	transport transportKind
+	ws        *websocket.Conn // the WebSocket transport, once active
+	wsRaw     syscall.RawConn // ws's socket for non-blocking writes; nil if none (TLS)
+	// rest is the unwritten end of a shared writer's batch whose socket
+	// was full; the waiting writer (writeLoop) writes it first. Only the
+	// socket's current writer touches it.
+	rest         *wsframe.Writer
 	probe        *websocket.Conn // a WebSocket in the upgrade probe phase
 	probedAt     time.Time       // when the probe ping arrived; zero if none
 	queue        []item
@@ -247,6 +255,10 @@ func (s *Socket) startWriterLocked() {
 	}
 	s.writerOn = true
 	s.srv.wg.Add(1)
+	if s.state == stateOpen && s.wsRaw != nil {
+		s.srv.shared.Push(writeJob{s, s.ws})
+		return
+	}
 	s.srv.startWriter(writeJob{s, s.ws})
 }
 
