@@ -921,7 +921,9 @@ func (c *Conn) await(f Frame, p Pending) {
 	slots := c.slots
 	c.mu.Unlock()
 	slots <- struct{}{} // has room: the reader waited for it before reading f
-	c.pending.Go(func() {
+	c.pending.Add(1)
+	c.srv.pendings.Go(func() {
+		defer c.pending.Done()
 		defer func() { <-slots }()
 		result, err := c.callPending(&f, p)
 		frame := c.encodeAnswer(&f, result, err)
