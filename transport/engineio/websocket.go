@@ -167,7 +167,15 @@ func (s *Socket) recycle(batch []item) {
 // tryWriteBatch writes batch with writevs that never wait, a chunk at a
 // time. When the socket fills, the chunk's unwritten end is left in s.rest
 // and the items after the chunk are returned (copied: batch is recycled).
+//
+// When the reader is writing a control frame (a pong to a client whose
+// socket may be full), the whole batch is returned: a shared writer must
+// not wait for that.
 func (s *Socket) tryWriteBatch(conn *websocket.Conn, raw syscall.RawConn, batch []item) (left []item, err error) {
+	if !s.wmu.TryLock() {
+		return append([]item(nil), batch...), nil
+	}
+	defer s.wmu.Unlock()
 	for len(batch) > 0 {
 		chunk := batch[:min(len(batch), wsframe.MaxFrames)]
 		batch = batch[len(chunk):]
@@ -185,9 +193,8 @@ func (s *Socket) tryWriteBatch(conn *websocket.Conn, raw syscall.RawConn, batch 
 	return nil, nil
 }
 
+// tryWriteChunk is tryWriteBatch's step; s.wmu is held.
 func (s *Socket) tryWriteChunk(conn *websocket.Conn, raw syscall.RawConn, chunk []item) (done bool, err error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if s.aborted.Load() || s.peerClosed == conn {
 		return true, nil
 	}

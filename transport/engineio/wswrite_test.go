@@ -3,6 +3,7 @@ package engineio_test
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -118,4 +119,45 @@ func TestAWebSocketCloseFrameIsEchoedWithItsCode(t *testing.T) {
 		t.Fatalf("close reply code %d, want 4000", code)
 	}
 	recv(t, h.closed, "close")
+}
+
+func TestSocketsWhoseWriteLockIsHeldDoNotHoldUpOthersPackets(t *testing.T) {
+	h := newHarness(t, false)
+	// More such sockets than there are shared writers, so that a writer
+	// waiting on any of them would leave none for the others.
+	n := runtime.GOMAXPROCS(0) + 1
+	held := make([]*websocket.Conn, n)
+	unlocks := make([]func(), n)
+	for i := range held {
+		held[i] = h.dial("EIO=4&transport=websocket")
+		parseOpen(t, readText(t, held[i]))
+		s := recv(t, h.opened, "OnConnection")
+		unlocks[i] = engineio.LockWrites(s)
+		if err := s.Send([]byte("held")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws))
+	s := recv(t, h.opened, "OnConnection")
+	start := time.Now()
+	if err := s.Send([]byte("fast")); err != nil {
+		t.Fatal(err)
+	}
+	got := readText(t, ws)
+	took := time.Since(start)
+	for _, unlock := range unlocks {
+		unlock()
+	}
+	if got != "4fast" {
+		t.Fatalf("got %q, want 4fast", got)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("a packet to a reading client took %v while others' write locks were held", took)
+	}
+	for i, c := range held {
+		if got := readText(t, c); got != "4held" {
+			t.Fatalf("held socket %d got %q, want 4held", i, got)
+		}
+	}
 }

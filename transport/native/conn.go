@@ -458,7 +458,14 @@ func (c *Conn) requeueLocked(left [][]byte) {
 // tryWriteBatch writes batch with writevs that never wait, a chunk at a
 // time. When the socket fills, the chunk's unwritten end is left in c.rest
 // and the frames after the chunk are returned (copied: batch is recycled).
+// When the reader is writing a control frame (a pong to a client whose
+// socket may be full), the whole batch is returned: a shared writer must
+// not wait for that.
 func (c *Conn) tryWriteBatch(batch [][]byte) (left [][]byte, err error) {
+	if !c.wmu.TryLock() {
+		return append([][]byte(nil), batch...), nil
+	}
+	defer c.wmu.Unlock()
 	for len(batch) > 0 {
 		chunk := batch[:min(len(batch), wsframe.MaxFrames)]
 		batch = batch[len(chunk):]
@@ -476,9 +483,8 @@ func (c *Conn) tryWriteBatch(batch [][]byte) (left [][]byte, err error) {
 	return nil, nil
 }
 
+// tryWriteChunk is tryWriteBatch's step; c.wmu is held.
 func (c *Conn) tryWriteChunk(chunk [][]byte) (done bool, err error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.abort.Load() || c.peerClosed {
 		return true, nil
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -1101,5 +1103,45 @@ func TestAClientThatStopsReadingIsDroppedAtTheWriteDeadlineAsASlowConsumer(t *te
 	c := h.waitClose()
 	if !errors.Is(c.info.Err, native.ErrWriteTimeout) || c.info.Code != native.CloseTryAgain || c.info.Remote {
 		t.Fatalf("close info %+v, want the server's 1013 with ErrWriteTimeout", c.info)
+	}
+}
+
+func TestConnectionsWhoseWriteLockIsHeldDoNotHoldUpOthersPushes(t *testing.T) {
+	h := newHarness(t, nil)
+	// The reader holds a connection's write lock while it writes a pong or
+	// the close reply, which can wait up to WriteWait on a full socket.
+	// More such connections than there are shared writers, so that a
+	// writer waiting on any of them would leave none for the others.
+	n := runtime.GOMAXPROCS(0) + 1
+	held := make([]*wsConn, n)
+	unlocks := make([]func(), n)
+	for i := range held {
+		held[i] = h.dial("chat", nil)
+		held[i].authenticate(fmt.Sprintf("held%d", i))
+		conn := h.waitConnect().conn
+		unlocks[i] = native.LockWrites(conn)
+		pushTick(t, conn, i)
+	}
+	fast := h.dial("chat", nil)
+	fast.authenticate("fast")
+	fastConn := h.waitConnect().conn
+	start := time.Now()
+	pushTick(t, fastConn, 99)
+	f := fast.next()
+	took := time.Since(start)
+	for _, unlock := range unlocks {
+		unlock()
+	}
+	if f.Event != "tick" {
+		t.Fatalf("got %s %s, want tick", f.Event, f.Data)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("a push to a reading client took %v while others' write locks were held", took)
+	}
+	// Once released, the held connections get their pushes.
+	for i, w := range held {
+		if f := w.next(); f.Event != "tick" {
+			t.Fatalf("held connection %d got %s, want tick", i, f.Event)
+		}
 	}
 }
