@@ -28,6 +28,35 @@ type target struct {
 	minter    *auth.Minter
 	runID     string // prefixes user and room ids, so runs against one server never collide
 	dialer    *websocket.Dialer
+	transport transport
+}
+
+// transport is the protocol the tool speaks to the server.
+type transport string
+
+const (
+	transportNative   transport = "native"   // /ws/chat
+	transportSocketIO transport = "socketio" // Socket.IO v4 on /chat, WebSocket only
+)
+
+func (t *transport) String() string { return string(*t) }
+
+// Set implements flag.Value.
+func (t *transport) Set(v string) error {
+	switch transport(v) {
+	case transportNative, transportSocketIO:
+		*t = transport(v)
+		return nil
+	}
+	return fmt.Errorf("transport %q is not native or socketio", v)
+}
+
+// dial opens a connection in the target's protocol, not yet authenticated.
+func (t *target) dial(ctx context.Context) (*conn, error) {
+	if t.transport == transportSocketIO {
+		return dialSIO(ctx, t.dialer, t.addr)
+	}
+	return dial(ctx, t.dialer, t.addr)
 }
 
 // token mints a token for user with roles.
@@ -39,11 +68,11 @@ func (t *target) token(user string, roles ...domain.Role) (string, error) {
 	return tok, nil
 }
 
-// connect dials /ws/chat and authenticates with token.
+// connect dials /ws/chat (or /socket.io/) and authenticates with token.
 func (t *target) connect(ctx context.Context, token string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	c, err := dial(ctx, t.dialer, t.addr)
+	c, err := t.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
