@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/coalesce"
 	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -39,21 +40,16 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	session atomic.Pointer[Session]
-	// dueAt is when held pushes must be written (unix ns; 0: none held),
-	// read by the flusher without the lock.
-	dueAt atomic.Int64
-	abort atomic.Bool // stop writing queued frames: slow consumer
+	abort   atomic.Bool // stop writing queued frames: slow consumer
 
 	mu        sync.Mutex
 	queue     [][]byte
-	spare     [][]byte // the other half of the double buffer
-	queued    int      // bytes in queue
-	writing   bool     // a writer goroutine is running
-	deferred  bool     // pushes are held (CoalesceWindow) until dueAt
-	listed    bool     // on the server's flush list
-	lastWrite time.Time
-	inHandler bool // the reader is in a hook whose reply is owed
-	owed      int  // replies of Pending requests not yet written
+	spare     [][]byte       // the other half of the double buffer
+	queued    int            // bytes in queue
+	writing   bool           // a writer goroutine is running
+	hold      coalesce.State // CoalesceWindow
+	inHandler bool           // the reader is in a hook whose reply is owed
+	owed      int            // replies of Pending requests not yet written
 	authed    bool
 	pingDue   bool
 	closeReq  *closeRequest
@@ -197,34 +193,30 @@ func (c *Conn) Send(frame []byte) error {
 		c.kickLocked()
 		return nil
 	}
-	now := time.Now()
-	if !c.deferred {
-		if now.Sub(c.lastWrite) >= 2*w {
-			c.kickLocked() // not in a stream: no delay
-			return nil
-		}
-		c.deferred = true
-		c.dueAt.Store(now.Add(2 * w).UnixNano())
-		if !c.listed {
-			c.listed = true
-			c.srv.deferWrite(c)
-		}
+	writeNow, list := c.hold.Push(time.Now(), len(c.queue), w)
+	if list {
+		c.srv.flusher.Add((*heldConn)(c))
 	}
-	if len(c.queue) >= 2 {
-		// Company arrived: write once the window since the last write has
-		// passed, now if it has.
-		at := c.lastWrite.Add(w)
-		if !now.Before(at) {
-			c.deferred = false
-			c.dueAt.Store(0)
-			c.kickLocked()
-			return nil
-		}
-		if at.UnixNano() < c.dueAt.Load() {
-			c.dueAt.Store(at.UnixNano())
-		}
+	if writeNow {
+		c.kickLocked()
 	}
 	return nil
+}
+
+// heldConn is a Conn as the coalescing Flusher sees it.
+type heldConn Conn
+
+func (h *heldConn) Coalesce() *coalesce.State { return &h.hold }
+
+func (h *heldConn) FlushDue(now int64, stop bool) (keep bool) {
+	c := (*Conn)(h)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep, write := c.hold.Due(now, stop)
+	if write {
+		c.kickLocked()
+	}
+	return keep
 }
 
 // SendWait queues frame like Send but waits for room instead of treating a
@@ -418,12 +410,7 @@ func (c *Conn) writeNow() (again bool) {
 // takeQueueLocked takes the queued frames as the next batch.
 func (c *Conn) takeQueueLocked() [][]byte {
 	if c.srv.cfg.CoalesceWindow > 0 {
-		c.lastWrite = time.Now()
-		if c.deferred {
-			// Held pushes go out with this batch (a reply's, say).
-			c.deferred = false
-			c.dueAt.Store(0)
-		}
+		c.hold.Written(time.Now()) // held pushes go out with this batch
 	}
 	batch := c.queue
 	c.queue, c.spare = c.spare[:0], nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/coalesce"
 	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
@@ -238,16 +239,10 @@ type Server struct {
 	// grew its stack through the decision and append every time, 5% of
 	// the server's CPU (runtime.newstack) at 50k deliveries/s.
 	pendings *workpool.Pool[func()]
-	// quit stops the flusher; writerGoroutines counts it.
-	quit             chan struct{}
-	quitOnce         sync.Once
-	writerGoroutines sync.WaitGroup
 
-	// Connections whose pushes wait for the next flush (CoalesceWindow);
-	// the flusher goroutine runs while the list is not empty.
-	flushMu  sync.Mutex
-	due      []*Conn
-	flushing bool
+	// flusher writes the connections whose held pushes are due
+	// (CoalesceWindow).
+	flusher *coalesce.Flusher
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -265,7 +260,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
-		quit:       make(chan struct{}),
+		flusher:    coalesce.NewFlusher(cfg.CoalesceWindow),
 		shared:     workpool.NewTurns(workerIdle, (*Conn).writeNow),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
 		deeps:      workpool.NewCaller(workerIdle),
@@ -442,78 +437,10 @@ func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 // stack for every message; idle, they are gone after workerIdle.
 func (s *Server) deep(fn func()) { s.deeps.Call(fn) }
 
-// deferWrite puts c on the flusher's list, starting the flusher when it
-// is not running. c.mu is held by the caller.
-func (s *Server) deferWrite(c *Conn) {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	s.due = append(s.due, c)
-	if !s.flushing {
-		s.flushing = true
-		s.writerGoroutines.Add(1)
-		go s.flusher()
-	}
-}
-
-// flusher writes the connections whose held pushes are due, checking every
-// quarter window, and ends when no connection is listed, so an idle server
-// holds no ticking goroutine. On shutdown it writes everything held at
-// once. A listed connection costs the tick an atomic load until it is due.
-func (s *Server) flusher() {
-	defer s.writerGoroutines.Done()
-	tick := time.NewTicker(max(s.cfg.CoalesceWindow/4, time.Millisecond))
-	defer tick.Stop()
-	var list, keep []*Conn
-	for {
-		stop := false
-		select {
-		case <-tick.C:
-		case <-s.quit:
-			stop = true
-		}
-		now := time.Now().UnixNano()
-		s.flushMu.Lock()
-		list, s.due = s.due, list[:0]
-		s.flushMu.Unlock()
-		keep = keep[:0]
-		for i, c := range list {
-			list[i] = nil
-			if due := c.dueAt.Load(); due > now && !stop {
-				keep = append(keep, c)
-				continue
-			}
-			c.mu.Lock()
-			if c.deferred && !stop && c.dueAt.Load() > now {
-				keep = append(keep, c) // held again since the load
-				c.mu.Unlock()
-				continue
-			}
-			c.listed = false
-			if c.deferred {
-				c.deferred = false
-				c.dueAt.Store(0)
-				c.kickLocked()
-			}
-			c.mu.Unlock()
-		}
-		s.flushMu.Lock()
-		s.due = append(s.due, keep...)
-		if len(s.due) == 0 || stop {
-			s.flushing = false
-			s.flushMu.Unlock()
-			clear(keep)
-			return
-		}
-		s.flushMu.Unlock()
-		clear(keep)
-	}
-}
-
 // stopWriters ends the idle workers and the flusher once no connection is
 // left.
 func (s *Server) stopWriters() {
-	s.quitOnce.Do(func() { close(s.quit) })
-	s.writerGoroutines.Wait()
+	s.flusher.Stop()
 	s.shared.Stop()
 	s.writers.Stop()
 	s.deeps.Stop()
