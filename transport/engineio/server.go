@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/coalesce"
 	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -29,7 +30,9 @@ type Server struct {
 	// Writers shared by the sockets: shared writes queued packets without
 	// waiting for the socket; writers are goroutines that may wait (see
 	// startWriter).
-	shared  *workpool.Turns[writeJob]
+	shared *workpool.Turns[writeJob]
+	// flusher writes the sockets whose held pushes are due.
+	flusher *coalesce.Flusher
 	writers *workpool.Pool[writeJob]
 	// deep runs the readers' message reading and handling (see readLoop).
 	deep *workpool.Caller
@@ -52,6 +55,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		sockets: make(map[string]*Socket),
 		shared:  workpool.NewTurns(writerIdle, writeJob.turn),
+		flusher: coalesce.NewFlusher(cfg.CoalesceWindow),
 		writers: workpool.New(writerIdle, writeJob.run),
 		deep:    workpool.NewCaller(writerIdle),
 	}
@@ -256,6 +260,7 @@ func (srv *Server) startWriter(j writeJob) { srv.writers.Go(j) }
 
 // stopWriters ends the idle writer goroutines once no session is left.
 func (srv *Server) stopWriters() {
+	srv.flusher.Stop()
 	srv.shared.Stop()
 	srv.writers.Stop()
 	srv.deep.Stop()

@@ -147,6 +147,9 @@ func (s *Socket) writeNow(conn *websocket.Conn) (again bool) {
 
 // takeQueueLocked takes the queued items as the next batch.
 func (s *Socket) takeQueueLocked() []item {
+	if s.srv.cfg.CoalesceWindow > 0 {
+		s.hold.Written(time.Now()) // held pushes go out with this batch
+	}
 	batch := s.queue
 	s.queue, s.spare = s.spare[:0], nil
 	s.queueBytes = 0

@@ -161,3 +161,43 @@ func TestSocketsWhoseWriteLockIsHeldDoNotHoldUpOthersPackets(t *testing.T) {
 		}
 	}
 }
+
+func TestAPushToAStreamingSocketIsHeldUntilCompanyButNeverAnotherPacket(t *testing.T) {
+	const window = time.Second
+	h := newHarness(t, false, func(c *engineio.Config) { c.CoalesceWindow = window })
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws)) // just written: the socket is in a stream
+	s := recv(t, h.opened, "OnConnection")
+	time.Sleep(100 * time.Millisecond)
+
+	// A packet that is not a push goes at once and takes the held push
+	// with it, in order.
+	start := time.Now()
+	if err := s.PushPacket(engineio.AppendMessage(nil, []byte("push1"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, ws); got != "4push1" {
+		t.Fatalf("got %q, want the held push first", got)
+	}
+	if got := readText(t, ws); got != "4reply" {
+		t.Fatalf("got %q, want the reply", got)
+	}
+	if took := time.Since(start); took > window/2 {
+		t.Errorf("the reply took %v, want it not held", took)
+	}
+
+	// Alone, a push waits out two windows.
+	start = time.Now()
+	if err := s.PushPacket(engineio.AppendMessage(nil, []byte("push2"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, ws); got != "4push2" {
+		t.Fatalf("got %q, want push2", got)
+	}
+	if held := time.Since(start); held < 2*window-window/2 {
+		t.Errorf("a lone push arrived after %v, want it held about %v", held, 2*window)
+	}
+}

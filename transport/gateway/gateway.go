@@ -180,7 +180,8 @@ func (g *Gateway) newSocketIO() error {
 			PingInterval: g.cfg.PingInterval, PingTimeout: g.cfg.PingTimeout,
 			MaxPayload: g.cfg.MaxFrameSize, WriteTimeout: g.cfg.WriteTimeout,
 			MaxQueueMessages: g.cfg.MaxQueueMessages, MaxQueueBytes: g.cfg.MaxQueueBytes,
-			AllowRequest: g.origin.Check,
+			CoalesceWindow: g.cfg.CoalesceWindow,
+			AllowRequest:   g.origin.Check,
 		},
 	})
 	if err != nil {

@@ -143,7 +143,7 @@ func (s *session) sendLocked(p *push) {
 	case transportSocketIO:
 		var f socketio.Frame
 		if f, err = p.socketIO(); err == nil {
-			err = s.sio.SendEncoded(f)
+			err = s.sio.Push(f)
 		}
 	case transportNative:
 		var b []byte
