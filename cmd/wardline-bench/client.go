@@ -30,14 +30,17 @@ const setupTimeout = 30 * time.Second
 // a publisher forever.
 const writeWait = 10 * time.Second
 
-// conn is one native-protocol client connection. It is a minimal client on
-// purpose (one reader goroutine at most, a reused read buffer, no decoding
-// beyond the frame envelope), because the tool shares two cores with the
-// server it measures. Writes come from one goroutine at a time; the read
-// side is owned by whoever is reading (setup, then the reader goroutine).
+// conn is one client connection, native or Socket.IO (sioconn.go). It is
+// a minimal client on purpose (one reader goroutine at most, a reused read
+// buffer, no decoding beyond the frame envelope), because the tool shares
+// two cores with the server it measures. Writes come from one goroutine at
+// a time, but for a Socket.IO reader's pongs; the read side is owned by
+// whoever is reading (setup, then the reader goroutine).
 type conn struct {
 	ws  *websocket.Conn
 	buf []byte
+	sio bool       // Socket.IO on /chat rather than the native protocol
+	wmu sync.Mutex // serialises a Socket.IO connection's writes (see write)
 }
 
 // newDialer returns a dialer with small buffers and a shared write-buffer
@@ -71,12 +74,28 @@ func dial(ctx context.Context, d *websocket.Dialer, addr string) (*conn, error) 
 	return &conn{ws: ws, buf: make([]byte, 0, 512)}, nil
 }
 
-// next reads the next text frame into the connection's buffer and decodes
-// its envelope. The returned frame aliases the buffer until the next call.
+// next reads the next frame and decodes its envelope: a native frame, or a
+// Socket.IO EVENT or ACK (answering the pings before it). The returned frame
+// aliases the buffer until the next call.
 func (c *conn) next() (frame, error) {
-	typ, r, err := c.ws.NextReader()
+	if c.sio {
+		return c.nextSIOFrame()
+	}
+	typ, err := c.read()
 	if err != nil {
 		return frame{}, err
+	}
+	if typ != websocket.TextMessage {
+		return frame{}, fmt.Errorf("%w: binary frame", errDecode)
+	}
+	return parseFrame(c.buf)
+}
+
+// read reads the next WebSocket message into the connection's buffer.
+func (c *conn) read() (int, error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return 0, err
 	}
 	c.buf = c.buf[:0]
 	for {
@@ -86,16 +105,33 @@ func (c *conn) next() (frame, error) {
 		n, err := r.Read(c.buf[len(c.buf):cap(c.buf)])
 		c.buf = c.buf[:len(c.buf)+n]
 		if errors.Is(err, io.EOF) {
-			break
+			return typ, nil
 		}
 		if err != nil {
-			return frame{}, err
+			return 0, err
 		}
 	}
-	if typ != websocket.TextMessage {
-		return frame{}, fmt.Errorf("%w: binary frame", errDecode)
+}
+
+// write writes one text message. A Socket.IO connection's writes are
+// serialised: its reader answers pings with a message of its own, while a
+// native connection's pongs are control frames gorilla may write at any time.
+func (c *conn) write(b []byte, deadline time.Time) error {
+	if c.sio {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
 	}
-	return parseFrame(c.buf)
+	_ = c.ws.SetWriteDeadline(deadline)
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// appendRequest writes a request in the connection's protocol: a native
+// frame with id, or a Socket.IO EVENT asking for ack id.
+func (c *conn) appendRequest(b []byte, id int64, event string, data []byte) []byte {
+	if c.sio {
+		return appendSIOEvent(b, id, event, data)
+	}
+	return appendRequest(b, id, event, data)
 }
 
 // appendRequest writes a request frame; data must be a JSON object.
@@ -120,8 +156,7 @@ func (c *conn) request(ctx context.Context, id int64, event string, data any) (a
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	_ = c.ws.SetWriteDeadline(deadline)
-	if err := c.ws.WriteMessage(websocket.TextMessage, appendRequest(nil, id, event, raw)); err != nil {
+	if err := c.write(c.appendRequest(nil, id, event, raw), deadline); err != nil {
 		return ackResult{}, fmt.Errorf("%s: write: %w", event, err)
 	}
 	_ = c.ws.SetReadDeadline(deadline)
@@ -148,8 +183,11 @@ func (c *conn) request(ctx context.Context, id int64, event string, data any) (a
 	}
 }
 
-// authenticate sends the auth frame as request 1.
+// authenticate sends the auth frame as request 1, or the Socket.IO CONNECT.
 func (c *conn) authenticate(ctx context.Context, token string) error {
+	if c.sio {
+		return c.connectSIO(ctx, token)
+	}
 	_, err := c.request(ctx, 1, "auth", map[string]string{"token": token})
 	return err
 }

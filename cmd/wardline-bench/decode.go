@@ -72,15 +72,24 @@ func skipWS(b []byte, i int) int {
 
 // skipString returns the index just past the string starting at b[i] == '"', or -1.
 func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	// The closing quote is the first one after an even run of backslashes.
+	// IndexByte rather than a byte loop: the loop was 12% of the tool's CPU
+	// at 100k deliveries/s, CPU the server under test then lacked.
+	for j := i + 1; ; {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1
 		}
+		q := j + k
+		n := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
 	}
-	return -1
 }
 
 // skipValue returns the index just past the value starting at b[i], or -1.

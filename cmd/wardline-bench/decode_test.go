@@ -230,3 +230,23 @@ func FuzzParseFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestSkipStringEndsAtTheFirstUnescapedQuote(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{`"abc",`, 5},
+		{`"a\"b",`, 6},
+		{`"a\\",`, 5},
+		{`"a\\\"b"x`, 8},
+		{`""`, 2},
+		{`"\\\\"`, 6},
+		{`"abc`, -1},
+		{`"a\"`, -1},
+	} {
+		if got := skipString([]byte(tc.in), 0); got != tc.want {
+			t.Errorf("skipString(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}

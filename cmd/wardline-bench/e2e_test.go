@@ -66,10 +66,24 @@ func runJSON(t *testing.T, srv *child, v any, args ...string) {
 
 func TestScenariosAgainstTheRealServer(t *testing.T) {
 	srv := startRealServer(t)
+	for _, tr := range []transport{transportNative, transportSocketIO} {
+		t.Run("over "+string(tr), func(t *testing.T) { testScenarios(t, srv, tr) })
+	}
+}
+
+// testScenarios runs every scenario, small, over one transport.
+func testScenarios(t *testing.T, srv *child, tr transport) {
+	run := func(t *testing.T, v any, args ...string) {
+		t.Helper()
+		runJSON(t, srv, v, append(args, "--transport", string(tr))...)
+	}
 
 	t.Run("a small fan-out delivers every message once, in order, to every member", func(t *testing.T) {
 		var r fanoutResult
-		runJSON(t, srv, &r, "fanout", "--rooms", "2", "--members", "3", "--rate", "20", "--warmup", "0s", "--duration", "1s", "--grace", "10s")
+		run(t, &r, "fanout", "--rooms", "2", "--members", "3", "--rate", "20", "--warmup", "0s", "--duration", "1s", "--grace", "10s")
+		if r.Transport != string(tr) {
+			t.Fatalf("result transport %q, want %q", r.Transport, tr)
+		}
 		if r.Planned != 40 || r.Sent != r.Planned || r.Acked != r.Sent || r.AckFailed != 0 || r.Unanswered != 0 {
 			t.Fatalf("planned %d sent %d acked %d failed %d (%v)", r.Planned, r.Sent, r.Acked, r.AckFailed, r.AckFailures)
 		}
@@ -86,7 +100,7 @@ func TestScenariosAgainstTheRealServer(t *testing.T) {
 
 	t.Run("several publishers per room share its rate without loss or reordering", func(t *testing.T) {
 		var r fanoutResult
-		runJSON(t, srv, &r, "fanout", "--rooms", "1", "--members", "2", "--publishers", "3", "--rate", "30", "--warmup", "0s", "--duration", "1s", "--grace", "10s")
+		run(t, &r, "fanout", "--rooms", "1", "--members", "2", "--publishers", "3", "--rate", "30", "--warmup", "0s", "--duration", "1s", "--grace", "10s")
 		if r.Planned != 30 || r.Sent != 30 || r.Acked != 30 || r.Expected != 60 || r.Received != 60 || r.Lost != 0 || r.Duplicates != 0 || r.Reordered != 0 {
 			t.Fatalf("fanout %+v", r)
 		}
@@ -94,16 +108,16 @@ func TestScenariosAgainstTheRealServer(t *testing.T) {
 
 	t.Run("idle connections all authenticate and stay up", func(t *testing.T) {
 		var r idleResult
-		runJSON(t, srv, &r, "idle", "--conns", "20", "--hold", "200ms", "--settle", "0s", "--inflight", "5")
-		if r.Connected != 20 || r.Disconnects != 0 || r.RSSAfter == 0 {
+		run(t, &r, "idle", "--conns", "20", "--hold", "200ms", "--settle", "0s", "--inflight", "5")
+		if r.Connected != 20 || r.Disconnects != 0 || r.RSSAfter == 0 || r.Transport != string(tr) {
 			t.Fatalf("idle %+v", r)
 		}
 	})
 
 	t.Run("a connect storm authenticates every connection", func(t *testing.T) {
 		var r stormResult
-		runJSON(t, srv, &r, "connect-storm", "--conns", "40", "--inflight", "10")
-		if r.Connected != 40 || r.Failed != 0 || r.ConnsPerSec <= 0 || r.Connect.Count != 40 {
+		run(t, &r, "connect-storm", "--conns", "40", "--inflight", "10")
+		if r.Connected != 40 || r.Failed != 0 || r.ConnsPerSec <= 0 || r.Connect.Count != 40 || r.Transport != string(tr) {
 			t.Fatalf("storm %+v", r)
 		}
 	})

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/wardline/wardline/domain"
 )
 
@@ -52,6 +50,7 @@ func (c fanoutConfig) validate() error {
 // fanoutResult is the fan-out report.
 type fanoutResult struct {
 	Scenario    string            `json:"scenario"`
+	Transport   string            `json:"transport"`
 	Rooms       int               `json:"rooms"`
 	Members     int               `json:"members"`
 	Rate        int               `json:"ratePerRoom"`
@@ -222,7 +221,7 @@ func runFanout(ctx context.Context, tgt *target, cfg fanoutConfig) (*fanoutResul
 		}
 	}
 
-	res := &fanoutResult{Scenario: "fanout", Rooms: cfg.Rooms, Members: cfg.Members, Rate: cfg.Rate, Publishers: cfg.Publishers,
+	res := &fanoutResult{Scenario: "fanout", Transport: string(tgt.transport), Rooms: cfg.Rooms, Members: cfg.Members, Rate: cfg.Rate, Publishers: cfg.Publishers,
 		Warmup: cfg.Warmup.String(), Duration: cfg.Duration.String(), Planned: total * uint64(cfg.Rooms)}
 	s0, d0, err := r.sampleAt(ctx, start.Add(cfg.Warmup))
 	profDone := make(chan error, 1)
@@ -365,10 +364,9 @@ func (r *fanoutRun) publish(ctx context.Context, rm *room, p *publisher, total u
 		data = append(data, '-')
 		data = strconv.AppendUint(data, n, 10)
 		data = append(data, `"}`...)
-		frame = appendRequest(frame[:0], int64(firstSendID+n), "message:send", data)
+		frame = p.c.appendRequest(frame[:0], int64(firstSendID+n), "message:send", data)
 		rm.sent[n].Store(sentAt)
-		_ = p.c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := p.c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		if err := p.c.write(frame, time.Now().Add(writeWait)); err != nil {
 			return fmt.Errorf("publisher of %s: write: %w", rm.id, err)
 		}
 		p.nSent.Add(1)

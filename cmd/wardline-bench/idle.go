@@ -31,6 +31,7 @@ func (c idleConfig) validate() error {
 // idleResult is the idle report.
 type idleResult struct {
 	Scenario    string  `json:"scenario"`
+	Transport   string  `json:"transport"`
 	Conns       int     `json:"conns"`
 	Connected   int     `json:"connected"`
 	Hold        string  `json:"hold"`
@@ -50,7 +51,7 @@ func runIdle(ctx context.Context, tgt *target, cfg idleConfig) (*idleResult, err
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	res := &idleResult{Scenario: "idle", Conns: cfg.Conns, Hold: cfg.Hold.String()}
+	res := &idleResult{Scenario: "idle", Transport: string(tgt.transport), Conns: cfg.Conns, Hold: cfg.Hold.String()}
 	if err := sleep(ctx, cfg.Settle); err != nil {
 		return nil, err
 	}
@@ -87,7 +88,8 @@ func runIdle(ctx context.Context, tgt *target, cfg idleConfig) (*idleResult, err
 		}
 		conns[i] = c
 		// A reader per connection answers the server's pings (gorilla
-		// replies from inside reads) and notices a server-side close.
+		// replies from inside reads; the Socket.IO reader writes its "3")
+		// and notices a server-side close.
 		readers.Add(1)
 		go func() {
 			defer readers.Done()

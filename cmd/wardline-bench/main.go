@@ -2,7 +2,9 @@
 // fan-out latency and delivery accounting, idle memory per connection, and
 // authenticated connections per second in a connect storm.
 //
-// It talks the native protocol (/ws/chat) over loopback only. By default it
+// It talks the native protocol (/ws/chat), or with --transport socketio
+// Socket.IO v4 on the /chat namespace (Engine.IO v4 over WebSocket only, at
+// /socket.io/), over loopback only. By default it
 // builds and starts `wardline serve` itself on a free loopback port with a
 // temporary data directory, so it can read the server's CPU time and RSS from
 // /proc over exactly the measured window, and stops it afterwards (SIGTERM,
@@ -16,6 +18,7 @@
 //	wardline-bench fanout --rooms 10 --members 100 --rate 100 --duration 20s --warmup 5s
 //	wardline-bench idle --conns 10000 --hold 10s
 //	wardline-bench connect-storm --conns 2000 --inflight 500
+//	wardline-bench fanout --transport socketio --rate 50
 package main
 
 import (
@@ -52,6 +55,17 @@ Scenarios:
   connect-storm  N connections, K in flight, each connected and authenticated:
                  connections/s, failures, connect time
 
+Every scenario takes --transport native (default: /ws/chat, auth frame) or
+--transport socketio (Socket.IO v4 on /chat over an Engine.IO v4 WebSocket at
+/socket.io/, no polling; CONNECT auth {token}, requests as events with acks,
+the tool answers the server's pings).
+
+Examples:
+  wardline-bench fanout --rooms 10 --members 100 --rate 50
+  wardline-bench fanout --transport socketio --rooms 10 --members 100 --rate 50
+  wardline-bench idle --transport socketio --conns 10000
+  wardline-bench connect-storm --transport socketio --conns 2000 --inflight 500
+
 Global flags (also accepted after the scenario):
 `
 
@@ -80,6 +94,7 @@ type options struct {
 	serverBin  string
 	addr       string
 	serverPID  int
+	debugAddr  string
 	secret     string
 	serverArgs listFlag
 	json       bool
@@ -100,6 +115,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.addr, "addr", o.addr, "measure an already running server at HOST:PORT (loopback only) instead of starting one")
 	fs.IntVar(&o.serverPID, "server-pid", o.serverPID, "with --addr: the server's pid, for CPU and RSS figures")
 	fs.StringVar(&o.secret, "jwt-secret", o.secret, "HS256 secret the server verifies tokens with (passed to a started server)")
+	fs.StringVar(&o.debugAddr, "server-debug-addr", o.debugAddr, "with --addr: the server's --debug-addr, for --server-profile (a started server gets one of its own)")
 	fs.Var(&o.serverArgs, "server-arg", "extra argument for the started server's serve command (repeatable)")
 	fs.BoolVar(&o.json, "json", o.json, "print the result as JSON")
 	fs.DurationVar(&o.maxTime, "max-time", o.maxTime, "hard bound on the whole run")
@@ -130,7 +146,11 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var (
 		scenario func(context.Context, *target) (any, error)
 		validate func() error
+		tr       = transportNative
 	)
+	transportFlag := func() {
+		fs.Var(&tr, "transport", "protocol: native (/ws/chat) or socketio (Socket.IO v4 on /chat, WebSocket only)")
+	}
 	switch name {
 	case "fanout":
 		var c fanoutConfig
@@ -144,6 +164,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.IntVar(&c.ContentSize, "content-size", 0, "pad message content to this many bytes")
 		fs.IntVar(&c.SetupInflight, "setup-inflight", 64, "connections set up at once")
 		fs.StringVar(&c.ServerProfile, "server-profile", "", "write the server's CPU profile over the window here (needs /debug/pprof/ on the server)")
+		transportFlag()
 		scenario = func(ctx context.Context, t *target) (any, error) { return runFanout(ctx, t, c) }
 		validate = func() error { return c.validate() }
 	case "idle":
@@ -152,12 +173,14 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.DurationVar(&c.Hold, "hold", 10*time.Second, "how long to hold them before measuring")
 		fs.IntVar(&c.Inflight, "inflight", 200, "connections set up at once")
 		fs.DurationVar(&c.Settle, "settle", 2*time.Second, "wait before the baseline RSS sample")
+		transportFlag()
 		scenario = func(ctx context.Context, t *target) (any, error) { return runIdle(ctx, t, c) }
 		validate = func() error { return c.validate() }
 	case "connect-storm":
 		var c stormConfig
 		fs.IntVar(&c.Conns, "conns", 2000, "connections")
 		fs.IntVar(&c.Inflight, "inflight", 500, "connections being set up at once")
+		transportFlag()
 		scenario = func(ctx context.Context, t *target) (any, error) { return runStorm(ctx, t, c) }
 		validate = func() error { return c.validate() }
 	default:
@@ -191,13 +214,14 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	tgt.transport = tr
 	defer func() {
 		if cerr := cleanup(); cerr != nil {
 			fmt.Fprintln(stderr, "wardline-bench:", cerr)
 		}
 	}()
 	// A probe first, so a server without the gateway fails fast and clearly.
-	if c, err := dial(ctx, tgt.dialer, tgt.addr); err != nil {
+	if c, err := tgt.dial(ctx); err != nil {
 		return err
 	} else {
 		c.close()
@@ -249,7 +273,7 @@ func (o *options) target(ctx context.Context, stderr io.Writer) (*target, func()
 	}
 	t := &target{minter: minter, runID: strconv.FormatInt(time.Now().UnixNano()%1e12, 36), dialer: newDialer()}
 	if o.addr != "" {
-		t.addr, t.pid = o.addr, o.serverPID
+		t.addr, t.pid, t.debugAddr = o.addr, o.serverPID, o.debugAddr
 		return t, func() error { return nil }, nil
 	}
 	tmp, err := os.MkdirTemp("", "wardline-bench-")
@@ -272,7 +296,7 @@ func (o *options) target(ctx context.Context, stderr io.Writer) (*target, func()
 	if err != nil {
 		return nil, nil, errors.Join(err, removeTmp())
 	}
-	t.addr, t.pid = c.addr, c.pid()
+	t.addr, t.pid, t.debugAddr = c.addr, c.pid(), c.debugAddr
 	return t, func() error { return errors.Join(c.stop(), removeTmp()) }, nil
 }
 

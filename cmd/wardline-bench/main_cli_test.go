@@ -79,3 +79,11 @@ func TestForEachBoundsConcurrencyAndStopsAtTheFirstError(t *testing.T) {
 		t.Fatalf("all %d calls ran despite the error", calls.Load())
 	}
 }
+
+func TestAnUnknownTransportIsRefusedBeforeAnyServerStarts(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := execute(context.Background(), []string{"--server-bin", "/nonexistent", "idle", "--transport", "carrier-pigeon"}, &out, &errOut)
+	if err == nil || !bytes.Contains(errOut.Bytes(), []byte("not native or socketio")) {
+		t.Fatalf("execute = %v, stderr %q; want the transport refused", err, errOut.String())
+	}
+}

@@ -38,7 +38,7 @@ func printServer(s *summaryWriter, f *serverFigures) {
 
 func printFanout(w io.Writer, r *fanoutResult) error {
 	s := &summaryWriter{w: w}
-	s.line("fanout: %d rooms x %d members, %d msgs/s per room from %d publisher(s), warmup %s, window %s", r.Rooms, r.Members, r.Rate, r.Publishers, r.Warmup, r.Duration)
+	s.line("fanout (%s): %d rooms x %d members, %d msgs/s per room from %d publisher(s), warmup %s, window %s", r.Transport, r.Rooms, r.Members, r.Rate, r.Publishers, r.Warmup, r.Duration)
 	s.line("sent:        %d of %d planned, %d acked, %d ack failures%s, %d unanswered", r.Sent, r.Planned, r.Acked, r.AckFailed, codes(r.AckFailures), r.Unanswered)
 	s.line("deliveries:  %.0f /s in the window (%d), %d received of %d expected", r.DeliveriesPerSec, r.WindowDeliveries, r.Received, r.Expected)
 	s.line("latency:     %s", latencyLine(r.Latency))
@@ -65,7 +65,7 @@ func codes(m map[string]uint64) string {
 
 func printIdle(w io.Writer, r *idleResult) error {
 	s := &summaryWriter{w: w}
-	s.line("idle: %d of %d connections authenticated, held %s, %d unexpected disconnects", r.Connected, r.Conns, r.Hold, r.Disconnects)
+	s.line("idle (%s): %d of %d connections authenticated, held %s, %d unexpected disconnects", r.Transport, r.Connected, r.Conns, r.Hold, r.Disconnects)
 	if r.RSSAfter == 0 {
 		s.line("server RSS unknown (pass --server-pid with --addr)")
 		return s.err
@@ -79,7 +79,7 @@ func printIdle(w io.Writer, r *idleResult) error {
 
 func printStorm(w io.Writer, r *stormResult) error {
 	s := &summaryWriter{w: w}
-	s.line("connect-storm: %d connections, %d in flight", r.Conns, r.Inflight)
+	s.line("connect-storm (%s): %d connections, %d in flight", r.Transport, r.Conns, r.Inflight)
 	s.line("connected:   %d in %.0f ms = %.0f authenticated connections/s, %d failed", r.Connected, r.ElapsedMs, r.ConnsPerSec, r.Failed)
 	if r.FirstError != "" {
 		s.line("first error: %s", r.FirstError)

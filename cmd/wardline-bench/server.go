@@ -27,12 +27,13 @@ const (
 // child is a `wardline serve` the tool started and therefore owns: it
 // measures its CPU and memory through /proc and stops it at the end.
 type child struct {
-	cmd     *exec.Cmd
-	addr    string
-	dataDir string
-	logPath string
-	exited  chan struct{}
-	waitErr error
+	cmd       *exec.Cmd
+	addr      string
+	debugAddr string // the server's /debug/pprof listener
+	dataDir   string
+	logPath   string
+	exited    chan struct{}
+	waitErr   error
 }
 
 // findModuleRoot walks up from dir to the wardline module's go.mod.
@@ -85,7 +86,8 @@ func freeAddr() (string, error) {
 	return addr, nil
 }
 
-// startServer runs `bin serve --addr 127.0.0.1:<free> --data <tmp>` plus
+// startServer runs `bin serve --addr 127.0.0.1:<free> --debug-addr
+// 127.0.0.1:<free> --data <tmp>` plus
 // extra arguments, with its log in a file of the temporary directory, and
 // waits until /healthz answers.
 func startServer(ctx context.Context, bin, tmp string, extra []string) (*child, error) {
@@ -93,13 +95,17 @@ func startServer(ctx context.Context, bin, tmp string, extra []string) (*child, 
 	if err != nil {
 		return nil, err
 	}
-	c := &child{addr: addr, dataDir: filepath.Join(tmp, "data"), logPath: filepath.Join(tmp, "server.log"), exited: make(chan struct{})}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	c := &child{addr: addr, debugAddr: debugAddr, dataDir: filepath.Join(tmp, "data"), logPath: filepath.Join(tmp, "server.log"), exited: make(chan struct{})}
 	logf, err := os.Create(c.logPath)
 	if err != nil {
 		return nil, fmt.Errorf("server log: %w", err)
 	}
 	defer func() { _ = logf.Close() }() // the child holds its own descriptor
-	args := append([]string{"serve", "--addr", addr, "--data", c.dataDir}, extra...)
+	args := append([]string{"serve", "--addr", addr, "--debug-addr", debugAddr, "--data", c.dataDir}, extra...)
 	// Not CommandContext: the child must get SIGTERM and its grace period,
 	// not an immediate SIGKILL, when the run is interrupted.
 	c.cmd = exec.Command(bin, args...)

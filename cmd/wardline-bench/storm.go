@@ -27,6 +27,7 @@ func (c stormConfig) validate() error {
 // stormResult is the connect-storm report.
 type stormResult struct {
 	Scenario    string         `json:"scenario"`
+	Transport   string         `json:"transport"`
 	Conns       int            `json:"conns"`
 	Inflight    int            `json:"inflight"`
 	Connected   uint64         `json:"connected"`
@@ -76,7 +77,7 @@ func runStorm(ctx context.Context, tgt *target, cfg stormConfig) (*stormResult, 
 		t0 := time.Now()
 		c, err := tgt.connect(ctx, tokens[i])
 		if err != nil {
-			if errors.Is(err, errGatewayNotMounted) {
+			if errors.Is(err, errGatewayNotMounted) || errors.Is(err, errSIONotMounted) {
 				return err
 			}
 			fail.Add(1)
@@ -96,7 +97,7 @@ func runStorm(ctx context.Context, tgt *target, cfg stormConfig) (*stormResult, 
 	if err != nil {
 		return nil, err
 	}
-	res := &stormResult{Scenario: "connect-storm", Conns: cfg.Conns, Inflight: cfg.Inflight,
+	res := &stormResult{Scenario: "connect-storm", Transport: string(tgt.transport), Conns: cfg.Conns, Inflight: cfg.Inflight,
 		Connected: ok.Load(), Failed: fail.Load(), ElapsedMs: ms(elapsed),
 		ConnsPerSec: float64(ok.Load()) / elapsed.Seconds(), Connect: lat.Summary()}
 	if firstErr != nil {

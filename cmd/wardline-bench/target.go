@@ -22,11 +22,41 @@ const tokenTTL = 2 * time.Hour
 // target is the server under test: where to connect, how to mint tokens
 // it accepts, and (when known) its pid for CPU and memory figures.
 type target struct {
-	addr   string
-	pid    int // 0 when the server's process is unknown
-	minter *auth.Minter
-	runID  string // prefixes user and room ids, so runs against one server never collide
-	dialer *websocket.Dialer
+	addr      string
+	debugAddr string // the server's /debug/pprof listener; empty when unknown
+	pid       int    // 0 when the server's process is unknown
+	minter    *auth.Minter
+	runID     string // prefixes user and room ids, so runs against one server never collide
+	dialer    *websocket.Dialer
+	transport transport
+}
+
+// transport is the protocol the tool speaks to the server.
+type transport string
+
+const (
+	transportNative   transport = "native"   // /ws/chat
+	transportSocketIO transport = "socketio" // Socket.IO v4 on /chat, WebSocket only
+)
+
+func (t *transport) String() string { return string(*t) }
+
+// Set implements flag.Value.
+func (t *transport) Set(v string) error {
+	switch transport(v) {
+	case transportNative, transportSocketIO:
+		*t = transport(v)
+		return nil
+	}
+	return fmt.Errorf("transport %q is not native or socketio", v)
+}
+
+// dial opens a connection in the target's protocol, not yet authenticated.
+func (t *target) dial(ctx context.Context) (*conn, error) {
+	if t.transport == transportSocketIO {
+		return dialSIO(ctx, t.dialer, t.addr)
+	}
+	return dial(ctx, t.dialer, t.addr)
 }
 
 // token mints a token for user with roles.
@@ -38,11 +68,11 @@ func (t *target) token(user string, roles ...domain.Role) (string, error) {
 	return tok, nil
 }
 
-// connect dials /ws/chat and authenticates with token.
+// connect dials /ws/chat (or /socket.io/) and authenticates with token.
 func (t *target) connect(ctx context.Context, token string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	c, err := dial(ctx, t.dialer, t.addr)
+	c, err := t.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +131,18 @@ func forEach(ctx context.Context, n, inflight int, fn func(ctx context.Context, 
 }
 
 // errNoServerPprof is returned when the server does not serve /debug/pprof/.
-var errNoServerPprof = errors.New("server exposes no /debug/pprof/profile")
+var errNoServerPprof = errors.New("server exposes no /debug/pprof/profile (give --server-debug-addr with --addr)")
 
 // serverProfile fetches a CPU profile of the server over the next d from
 // its /debug/pprof/profile endpoint into path.
 func (t *target) serverProfile(ctx context.Context, d time.Duration, path string) error {
+	if t.debugAddr == "" {
+		return errNoServerPprof
+	}
 	secs := max(int(d/time.Second), 1)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.addr, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.debugAddr, secs), nil)
 	if err != nil {
 		return fmt.Errorf("server profile: %w", err)
 	}

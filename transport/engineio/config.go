@@ -55,6 +55,11 @@ type Config struct {
 	// MaxQueueMessages and MaxQueueBytes bound each socket's send queue.
 	MaxQueueMessages int
 	MaxQueueBytes    int
+	// CoalesceWindow holds pushes (PushPacket) to a WebSocket session in a
+	// stream so that one write carries several (see package coalesce): at
+	// most two windows, and only until a packet that is not a push is
+	// queued. 0 writes every packet at once; long-polling is never held.
+	CoalesceWindow time.Duration
 
 	// AllowRequest, if set, is called for every handshake request (a request
 	// without sid) before any session or upgrade. A non-nil error refuses it

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/coalesce"
 	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -26,7 +27,12 @@ type Server struct {
 	frames    wsframe.Pool
 	readBufs  sync.Pool // *[]byte for incoming WebSocket messages; see readMessage
 
-	// Writer goroutines, shared by the sockets (see startWriter).
+	// Writers shared by the sockets: shared writes queued packets without
+	// waiting for the socket; writers are goroutines that may wait (see
+	// startWriter).
+	shared *workpool.Turns[writeJob]
+	// flusher writes the sockets whose held pushes are due.
+	flusher *coalesce.Flusher
 	writers *workpool.Pool[writeJob]
 	// deep runs the readers' message reading and handling (see readLoop).
 	deep *workpool.Caller
@@ -48,6 +54,8 @@ func NewServer(cfg Config) (*Server, error) {
 	srv := &Server{
 		cfg:     cfg,
 		sockets: make(map[string]*Socket),
+		shared:  workpool.NewTurns(writerIdle, writeJob.turn),
+		flusher: coalesce.NewFlusher(cfg.CoalesceWindow),
 		writers: workpool.New(writerIdle, writeJob.run),
 		deep:    workpool.NewCaller(writerIdle),
 	}
@@ -243,6 +251,8 @@ type writeJob struct {
 
 func (j writeJob) run() { j.s.writeLoop(j.conn) }
 
+func (j writeJob) turn() bool { return j.s.writeNow(j.conn) }
+
 // startWriter hands a socket with queued packets to an idle writer
 // goroutine, or starts one (see workpool: the writev path needs a grown
 // stack).
@@ -250,6 +260,8 @@ func (srv *Server) startWriter(j writeJob) { srv.writers.Go(j) }
 
 // stopWriters ends the idle writer goroutines once no session is left.
 func (srv *Server) stopWriters() {
+	srv.flusher.Stop()
+	srv.shared.Stop()
 	srv.writers.Stop()
 	srv.deep.Stop()
 }

@@ -6,9 +6,13 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wardline/wardline/transport/internal/coalesce"
+	"github.com/wardline/wardline/transport/wsframe"
 )
 
 // itemKind says how a queued item goes on the wire.
@@ -66,11 +70,17 @@ type Socket struct {
 	onMessage func(data []byte, binary bool)
 	onClose   func(reason error)
 
-	mu           sync.Mutex
-	state        socketState
-	closeErr     error
-	transport    transportKind
-	ws           *websocket.Conn // the WebSocket transport, once active
+	mu        sync.Mutex
+	state     socketState
+	closeErr  error
+	transport transportKind
+	ws        *websocket.Conn // the WebSocket transport, once active
+	wsRaw     syscall.RawConn // ws's socket for non-blocking writes; nil if none (TLS)
+	// rest is the unwritten end of a shared writer's batch whose socket
+	// was full; the waiting writer (writeLoop) writes it first. Only the
+	// socket's current writer touches it.
+	rest         *wsframe.Writer
+	hold         coalesce.State  // CoalesceWindow, WebSocket only
 	probe        *websocket.Conn // a WebSocket in the upgrade probe phase
 	probedAt     time.Time       // when the probe ping arrived; zero if none
 	queue        []item
@@ -177,11 +187,13 @@ func (s *Socket) Err() error {
 // Send enqueues a text message. It never blocks: it returns ErrClosed once
 // the socket is closing, and ErrQueueFull (closing the socket) when the
 // queue bound is reached. msg is retained until written and not modified.
-func (s *Socket) Send(msg []byte) error { return s.enqueue(item{data: msg, kind: kindMessage}, nil) }
+func (s *Socket) Send(msg []byte) error {
+	return s.enqueue(item{data: msg, kind: kindMessage}, nil, false)
+}
 
 // SendBinary enqueues a binary message, like Send.
 func (s *Socket) SendBinary(msg []byte) error {
-	return s.enqueue(item{data: msg, kind: kindBinary}, nil)
+	return s.enqueue(item{data: msg, kind: kindBinary}, nil, false)
 }
 
 // SendPacket enqueues a text message already encoded as an Engine.IO packet
@@ -190,7 +202,26 @@ func (s *Socket) SendPacket(pkt []byte) error {
 	if len(pkt) == 0 || packetType(pkt[0]) != packetMessage {
 		return ErrInvalidPacket
 	}
-	return s.enqueue(item{data: pkt, kind: kindPacket}, nil)
+	return s.enqueue(item{data: pkt, kind: kindPacket}, nil, false)
+}
+
+// PushPacket is SendPacket for a push: a packet the client did not ask
+// for, which the WebSocket transport may hold for Config.CoalesceWindow
+// to share a write with the next one.
+func (s *Socket) PushPacket(pkt []byte) error {
+	if len(pkt) == 0 || packetType(pkt[0]) != packetMessage {
+		return ErrInvalidPacket
+	}
+	return s.enqueue(item{data: pkt, kind: kindPacket}, nil, true)
+}
+
+// PushPacketWithBinary is SendPacketWithBinary for a push (see
+// PushPacket).
+func (s *Socket) PushPacketWithBinary(pkt []byte, binary [][]byte) error {
+	if len(pkt) == 0 || packetType(pkt[0]) != packetMessage {
+		return ErrInvalidPacket
+	}
+	return s.enqueue(item{data: pkt, kind: kindPacket}, binary, true)
 }
 
 // SendPacketWithBinary enqueues pkt (as SendPacket) followed by binary
@@ -199,10 +230,10 @@ func (s *Socket) SendPacketWithBinary(pkt []byte, binary [][]byte) error {
 	if len(pkt) == 0 || packetType(pkt[0]) != packetMessage {
 		return ErrInvalidPacket
 	}
-	return s.enqueue(item{data: pkt, kind: kindPacket}, binary)
+	return s.enqueue(item{data: pkt, kind: kindPacket}, binary, false)
 }
 
-func (s *Socket) enqueue(it item, binary [][]byte) error {
+func (s *Socket) enqueue(it item, binary [][]byte, push bool) error {
 	size := len(it.data)
 	for _, b := range binary {
 		size += len(b)
@@ -223,9 +254,35 @@ func (s *Socket) enqueue(it item, binary [][]byte) error {
 		s.queue = append(s.queue, item{data: b, kind: kindBinary})
 	}
 	s.queueBytes += size
-	s.kickLocked()
+	if w := cfg.CoalesceWindow; push && w > 0 && s.transport == transportWebSocket && !s.writerOn {
+		writeNow, list := s.hold.Push(time.Now(), len(s.queue), w)
+		if list {
+			s.srv.flusher.Add((*heldSocket)(s))
+		}
+		if writeNow {
+			s.kickLocked()
+		}
+	} else {
+		s.kickLocked()
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// heldSocket is a Socket as the coalescing Flusher sees it.
+type heldSocket Socket
+
+func (h *heldSocket) Coalesce() *coalesce.State { return &h.hold }
+
+func (h *heldSocket) FlushDue(now int64, stop bool) (keep bool) {
+	s := (*Socket)(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep, write := s.hold.Due(now, stop)
+	if write {
+		s.kickLocked()
+	}
+	return keep
 }
 
 // kickLocked makes the active transport pick up the queue: it starts the
@@ -247,6 +304,10 @@ func (s *Socket) startWriterLocked() {
 	}
 	s.writerOn = true
 	s.srv.wg.Add(1)
+	if s.state == stateOpen && s.wsRaw != nil {
+		s.srv.shared.Push(writeJob{s, s.ws})
+		return
+	}
 	s.srv.startWriter(writeJob{s, s.ws})
 }
 
@@ -439,7 +500,7 @@ func (s *Socket) onHeartbeat() {
 	s.heartbeatDue = s.heartbeatDue.Add(s.srv.cfg.PingTimeout)
 	s.heartbeat.Reset(max(time.Until(s.heartbeatDue), 0))
 	s.mu.Unlock()
-	_ = s.enqueue(item{data: []byte{byte(packetPing)}, kind: kindPacket}, nil) // failure already closed the socket
+	_ = s.enqueue(item{data: []byte{byte(packetPing)}, kind: kindPacket}, nil, false) // failure already closed the socket
 }
 
 // pongOverdueLocked reports whether the pong deadline has passed, even if

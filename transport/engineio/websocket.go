@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,6 +28,13 @@ const maxKeptReadBuffer = 16 << 10
 // closes conn. After a close frame the write side is sealed.
 func (s *Socket) writeLoop(conn *websocket.Conn) {
 	defer s.srv.wg.Done()
+	if s.rest != nil {
+		if err := s.writeRest(conn); errors.Is(err, os.ErrDeadlineExceeded) {
+			s.abort(fmt.Errorf("%w: %w", ErrWriteTimeout, err))
+		} else if err != nil {
+			s.abort(fmt.Errorf("%w: write: %v", ErrTransportClosed, err))
+		}
+	}
 	for {
 		s.mu.Lock()
 		if s.state == stateClosed {
@@ -58,24 +66,169 @@ func (s *Socket) writeLoop(conn *websocket.Conn) {
 			s.mu.Unlock()
 			return
 		}
-		batch := s.queue
-		s.queue, s.spare = s.spare[:0], nil
-		s.queueBytes = 0
+		batch := s.takeQueueLocked()
 		s.mu.Unlock()
 
 		err := s.writeBatch(conn, batch)
-		clear(batch) // release the messages; the backing array is reused
-		if cap(batch) <= maxSpareItems {
-			s.mu.Lock()
-			s.spare = batch[:0]
-			s.mu.Unlock()
-		}
+		s.recycle(batch)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.abort(fmt.Errorf("%w: %w", ErrWriteTimeout, err))
 		} else if err != nil {
 			s.abort(fmt.Errorf("%w: write: %v", ErrTransportClosed, err))
 		}
 	}
+}
+
+// rawOf is conn's socket for the shared writers' non-blocking writes, or
+// nil (TLS): then every write burst gets a goroutine that may wait.
+func rawOf(conn *websocket.Conn) syscall.RawConn {
+	tc, ok := conn.NetConn().(*net.TCPConn)
+	if !ok || !wsframe.CanTryWrite {
+		return nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// writeNow is a shared writer's turn at the socket (see workpool.Turns):
+// it writes what is queued without waiting for the socket. again reports
+// that more was queued meanwhile. Whatever may wait (the end of a batch
+// the full socket did not take, the close frame) goes to writeLoop on a
+// goroutine of its own, which takes over the writer's hold on srv.wg.
+func (s *Socket) writeNow(conn *websocket.Conn) (again bool) {
+	s.mu.Lock()
+	switch {
+	case s.state != stateOpen || s.wsRaw == nil || s.ws != conn:
+		s.mu.Unlock()
+		s.srv.startWriter(writeJob{s, conn})
+		return false
+	case len(s.queue) == 0:
+		s.writerOn = false
+		s.writerIdle.Broadcast()
+		s.mu.Unlock()
+		s.srv.wg.Done()
+		return false
+	}
+	raw := s.wsRaw
+	batch := s.takeQueueLocked()
+	s.mu.Unlock()
+	left, err := s.tryWriteBatch(conn, raw, batch)
+	if err == nil && left != nil {
+		s.mu.Lock()
+		if s.state == stateOpen {
+			s.queue = append(append(make([]item, 0, len(left)+len(s.queue)), left...), s.queue...)
+			for _, it := range left {
+				s.queueBytes += len(it.data)
+			}
+		}
+		s.mu.Unlock()
+	}
+	s.recycle(batch)
+	if err != nil {
+		s.abort(fmt.Errorf("%w: write: %v", ErrTransportClosed, err))
+	}
+	if err != nil || s.rest != nil || left != nil {
+		s.srv.startWriter(writeJob{s, conn}) // writes the rest, or the close frame
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) > 0 || s.state != stateOpen {
+		return true
+	}
+	s.writerOn = false
+	s.writerIdle.Broadcast()
+	s.srv.wg.Done()
+	return false
+}
+
+// takeQueueLocked takes the queued items as the next batch.
+func (s *Socket) takeQueueLocked() []item {
+	if s.srv.cfg.CoalesceWindow > 0 {
+		s.hold.Written(time.Now()) // held pushes go out with this batch
+	}
+	batch := s.queue
+	s.queue, s.spare = s.spare[:0], nil
+	s.queueBytes = 0
+	return batch
+}
+
+// recycle keeps a written batch's slice as the next spare (unless it grew
+// large), without its references to the messages.
+func (s *Socket) recycle(batch []item) {
+	clear(batch)
+	if cap(batch) <= maxSpareItems {
+		s.mu.Lock()
+		s.spare = batch[:0]
+		s.mu.Unlock()
+	}
+}
+
+// tryWriteBatch writes batch with writevs that never wait, a chunk at a
+// time. When the socket fills, the chunk's unwritten end is left in s.rest
+// and the items after the chunk are returned (copied: batch is recycled).
+//
+// When the reader is writing a control frame (a pong to a client whose
+// socket may be full), the whole batch is returned: a shared writer must
+// not wait for that.
+func (s *Socket) tryWriteBatch(conn *websocket.Conn, raw syscall.RawConn, batch []item) (left []item, err error) {
+	if !s.wmu.TryLock() {
+		return append([]item(nil), batch...), nil
+	}
+	defer s.wmu.Unlock()
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), wsframe.MaxFrames)]
+		batch = batch[len(chunk):]
+		done, err := s.tryWriteChunk(conn, raw, chunk)
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			if len(batch) > 0 {
+				left = append([]item(nil), batch...)
+			}
+			return left, nil
+		}
+	}
+	return nil, nil
+}
+
+// tryWriteChunk is tryWriteBatch's step; s.wmu is held.
+func (s *Socket) tryWriteChunk(conn *websocket.Conn, raw syscall.RawConn, chunk []item) (done bool, err error) {
+	if s.aborted.Load() || s.peerClosed == conn {
+		return true, nil
+	}
+	fw := s.srv.frames.Get()
+	addFrames(fw, chunk)
+	done, err = fw.TryWriteTo(raw)
+	if done || err != nil {
+		s.srv.frames.Put(fw)
+		return done, err
+	}
+	s.rest = fw
+	return false, nil
+}
+
+// writeRest writes, waiting for the socket, the end of a batch that a
+// shared writer left in s.rest.
+func (s *Socket) writeRest(conn *websocket.Conn) error {
+	fw := s.rest
+	s.rest = nil
+	defer s.srv.frames.Put(fw)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.aborted.Load() || s.peerClosed == conn {
+		return nil
+	}
+	s.writeDeadline = time.Now().Add(s.srv.cfg.WriteTimeout)
+	nc := conn.NetConn()
+	if err := nc.SetWriteDeadline(s.writeDeadline); err != nil {
+		return err
+	}
+	return fw.WriteRest(nc)
 }
 
 func (s *Socket) writerExit() {
@@ -116,20 +269,26 @@ func (s *Socket) writeChunk(fw *wsframe.Writer, conn *websocket.Conn, nc net.Con
 			return err
 		}
 	}
-	// A plain message's frame carries the Engine.IO packet type before the
-	// queued payload.
-	prefix := [1]byte{byte(packetMessage)}
+	addFrames(fw, chunk)
+	return fw.WriteTo(nc)
+}
+
+// messagePrefix is the Engine.IO packet type a plain message's frame
+// carries before the queued payload.
+var messagePrefix = []byte{byte(packetMessage)}
+
+// addFrames frames chunk's items into fw.
+func addFrames(fw *wsframe.Writer, chunk []item) {
 	for _, it := range chunk {
 		switch it.kind {
 		case kindMessage:
-			fw.Add(wsframe.OpText, prefix[:], it.data)
+			fw.Add(wsframe.OpText, messagePrefix, it.data)
 		case kindBinary:
 			fw.Add(wsframe.OpBinary, nil, it.data)
 		default:
 			fw.Add(wsframe.OpText, nil, it.data)
 		}
 	}
-	return fw.WriteTo(nc)
 }
 
 // guardWrites replaces gorilla's ping and close handlers, whose replies
@@ -313,7 +472,7 @@ func (srv *Server) serveWebSocketHandshake(w http.ResponseWriter, r *http.Reques
 	conn.SetReadLimit(int64(srv.cfg.MaxPayload))
 	s := newSocket(srv, r, newID(), transportWebSocket)
 	s.guardWrites(conn)
-	s.ws = conn
+	s.ws, s.wsRaw = conn, rawOf(conn)
 	s.queue = append(s.queue, item{data: srv.openPacket(s.id, false), kind: kindPacket})
 	srv.open(s)
 	s.mu.Lock()
@@ -403,7 +562,7 @@ func (s *Socket) probeLoop(conn *websocket.Conn) bool {
 				return false
 			}
 			s.probe, s.probedAt = nil, time.Time{}
-			s.transport, s.ws = transportWebSocket, conn
+			s.transport, s.ws, s.wsRaw = transportWebSocket, conn, rawOf(conn)
 			s.signal() // a GET still waiting is refused: the session moved
 			if len(s.queue) > 0 {
 				s.kickLocked()

@@ -3,6 +3,7 @@ package engineio_test
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -118,4 +119,85 @@ func TestAWebSocketCloseFrameIsEchoedWithItsCode(t *testing.T) {
 		t.Fatalf("close reply code %d, want 4000", code)
 	}
 	recv(t, h.closed, "close")
+}
+
+func TestSocketsWhoseWriteLockIsHeldDoNotHoldUpOthersPackets(t *testing.T) {
+	h := newHarness(t, false)
+	// More such sockets than there are shared writers, so that a writer
+	// waiting on any of them would leave none for the others.
+	n := runtime.GOMAXPROCS(0) + 1
+	held := make([]*websocket.Conn, n)
+	unlocks := make([]func(), n)
+	for i := range held {
+		held[i] = h.dial("EIO=4&transport=websocket")
+		parseOpen(t, readText(t, held[i]))
+		s := recv(t, h.opened, "OnConnection")
+		unlocks[i] = engineio.LockWrites(s)
+		if err := s.Send([]byte("held")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws))
+	s := recv(t, h.opened, "OnConnection")
+	start := time.Now()
+	if err := s.Send([]byte("fast")); err != nil {
+		t.Fatal(err)
+	}
+	got := readText(t, ws)
+	took := time.Since(start)
+	for _, unlock := range unlocks {
+		unlock()
+	}
+	if got != "4fast" {
+		t.Fatalf("got %q, want 4fast", got)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("a packet to a reading client took %v while others' write locks were held", took)
+	}
+	for i, c := range held {
+		if got := readText(t, c); got != "4held" {
+			t.Fatalf("held socket %d got %q, want 4held", i, got)
+		}
+	}
+}
+
+func TestAPushToAStreamingSocketIsHeldUntilCompanyButNeverAnotherPacket(t *testing.T) {
+	const window = time.Second
+	h := newHarness(t, false, func(c *engineio.Config) { c.CoalesceWindow = window })
+	ws := h.dial("EIO=4&transport=websocket")
+	parseOpen(t, readText(t, ws)) // just written: the socket is in a stream
+	s := recv(t, h.opened, "OnConnection")
+	time.Sleep(100 * time.Millisecond)
+
+	// A packet that is not a push goes at once and takes the held push
+	// with it, in order.
+	start := time.Now()
+	if err := s.PushPacket(engineio.AppendMessage(nil, []byte("push1"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, ws); got != "4push1" {
+		t.Fatalf("got %q, want the held push first", got)
+	}
+	if got := readText(t, ws); got != "4reply" {
+		t.Fatalf("got %q, want the reply", got)
+	}
+	if took := time.Since(start); took > window/2 {
+		t.Errorf("the reply took %v, want it not held", took)
+	}
+
+	// Alone, a push waits out two windows.
+	start = time.Now()
+	if err := s.PushPacket(engineio.AppendMessage(nil, []byte("push2"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, ws); got != "4push2" {
+		t.Fatalf("got %q, want push2", got)
+	}
+	if held := time.Since(start); held < 2*window-window/2 {
+		t.Errorf("a lone push arrived after %v, want it held about %v", held, 2*window)
+	}
 }

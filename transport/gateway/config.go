@@ -98,9 +98,10 @@ type Config struct {
 	// MaxQueueMessages and MaxQueueBytes bound each connection's queue.
 	MaxQueueMessages int
 	MaxQueueBytes    int
-	// CoalesceWindow lets a busy connection's pushes wait up to this long
-	// to go out in one write (see native.Config.CoalesceWindow); 0 writes
-	// each push at once.
+	// CoalesceWindow lets a streaming WebSocket connection's pushes wait
+	// (up to twice this long) to go out together in one write (see
+	// package transport/internal/coalesce), native and Socket.IO alike; 0
+	// writes each push at once.
 	CoalesceWindow time.Duration
 	// MaxFrameSize bounds a frame or Engine.IO payload (1009 above it).
 	MaxFrameSize int

@@ -194,7 +194,7 @@ func (s *session) sendLocked(p *push) {
 	case kindSocketIO:
 		var f socketio.Frame
 		if f, err = p.socketIO(); err == nil {
-			err = s.sio.SendEncoded(f)
+			err = s.sio.Push(f)
 		}
 	case kindNative:
 		var b []byte

@@ -1,9 +1,14 @@
 package gateway
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/wardline/wardline/transport/internal/workpool"
+)
 
 func TestSpawnRunsOwnedGoroutinesUntilShutdownWaits(t *testing.T) {
-	var g Gateway
+	g := Gateway{workers: workpool.New(workerIdle, func(fn func()) { fn() })}
+	defer g.workers.Stop()
 	ran := make(chan struct{})
 	if !g.spawn(func() { close(ran) }) {
 		t.Fatal("spawn refused before Shutdown")

@@ -12,11 +12,13 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/coalesce"
 	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -42,13 +44,12 @@ type Conn struct {
 
 	mu        sync.Mutex
 	queue     [][]byte
-	spare     [][]byte // the other half of the double buffer
-	queued    int      // bytes in queue
-	writing   bool     // a writer goroutine is running
-	deferred  bool     // on the server's flush list (CoalesceWindow)
-	lastWrite time.Time
-	inHandler bool // the reader is in a hook whose reply is owed
-	owed      int  // replies of Pending requests not yet written
+	spare     [][]byte       // the other half of the double buffer
+	queued    int            // bytes in queue
+	writing   bool           // a writer goroutine is running
+	hold      coalesce.State // CoalesceWindow
+	inHandler bool           // the reader is in a hook whose reply is owed
+	owed      int            // replies of Pending requests not yet written
 	authed    bool
 	pingDue   bool
 	closeReq  *closeRequest
@@ -60,7 +61,15 @@ type Conn struct {
 	writeTimedOut bool
 	space         chan struct{} // closed when the queue drains; nil if nobody waits
 
-	writers   sync.WaitGroup
+	writers sync.WaitGroup
+	// raw is the socket for the shared writers' non-blocking writes; nil
+	// when it has none (TLS), and then every write burst gets a goroutine
+	// that may wait.
+	raw syscall.RawConn
+	// rest is the unwritten end of a shared writer's batch whose socket
+	// was full; the connection's waiting writer (writeLoop) writes it
+	// first. Only the connection's current writer touches it.
+	rest      *wsframe.Writer
 	pending   sync.WaitGroup // goroutines of Pending requests
 	slots     chan struct{}  // one per Pending in flight; made at the first
 	pingTimer *time.Timer
@@ -115,6 +124,11 @@ func newConn(s *Server, ws *websocket.Conn, ns string, r *http.Request) *Conn {
 	}
 	h := r.Header
 	c.header.Store(&h)
+	if tc, ok := ws.NetConn().(*net.TCPConn); ok && wsframe.CanTryWrite {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
 	return c
 }
 
@@ -171,16 +185,38 @@ func (c *Conn) Send(frame []byte) error {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
-	if c.deferred || c.writing {
-		return nil // the flush or the running writer takes it
+	if c.writing {
+		return nil // the running writer takes it
 	}
-	if w := c.srv.cfg.CoalesceWindow; w > 0 && time.Since(c.lastWrite) < w {
-		c.deferred = true
-		c.srv.deferWrite(c)
+	w := c.srv.cfg.CoalesceWindow
+	if w <= 0 {
+		c.kickLocked()
 		return nil
 	}
-	c.kickLocked()
+	writeNow, list := c.hold.Push(time.Now(), len(c.queue), w)
+	if list {
+		c.srv.flusher.Add((*heldConn)(c))
+	}
+	if writeNow {
+		c.kickLocked()
+	}
 	return nil
+}
+
+// heldConn is a Conn as the coalescing Flusher sees it.
+type heldConn Conn
+
+func (h *heldConn) Coalesce() *coalesce.State { return &h.hold }
+
+func (h *heldConn) FlushDue(now int64, stop bool) (keep bool) {
+	c := (*Conn)(h)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep, write := c.hold.Due(now, stop)
+	if write {
+		c.kickLocked()
+	}
+	return keep
 }
 
 // SendWait queues frame like Send but waits for room instead of treating a
@@ -303,7 +339,9 @@ func (c *Conn) wakeSendersLocked() {
 	}
 }
 
-// kickLocked starts the writer if it is not running and there is work.
+// kickLocked starts the writer if it is not running and there is work:
+// a shared writer for data frames, a goroutine that may wait for anything
+// else (see workpool.Turns).
 func (c *Conn) kickLocked() {
 	if c.writing || c.closed || c.broken {
 		return
@@ -313,7 +351,159 @@ func (c *Conn) kickLocked() {
 	}
 	c.writing = true
 	c.writers.Add(1)
+	if c.raw != nil && !c.pingDue && c.closeReq == nil {
+		c.srv.shared.Push(c)
+		return
+	}
 	c.srv.startWriter(c)
+}
+
+// writeNow is a shared writer's turn at c: it writes what is queued
+// without waiting for the socket. again reports that more was queued
+// meanwhile; the shared writer then gives c another turn later. Whatever
+// may wait (the end of a batch the full socket did not take, a ping, a
+// close frame) goes to writeLoop on a goroutine of its own, which takes
+// over c's writing flag.
+func (c *Conn) writeNow() (again bool) {
+	c.mu.Lock()
+	switch {
+	case c.closed || len(c.queue) == 0 && !c.pingDue && (c.closeReq == nil || c.closeSent):
+		c.writing = false
+		c.mu.Unlock()
+		c.writers.Done()
+		return false
+	case c.pingDue || c.closeReq != nil:
+		c.mu.Unlock()
+		c.srv.startWriter(c)
+		return false
+	}
+	batch := c.takeQueueLocked()
+	c.mu.Unlock()
+	left, err := c.tryWriteBatch(batch)
+	if err == nil && left != nil {
+		c.mu.Lock()
+		c.requeueLocked(left)
+		c.mu.Unlock()
+	}
+	if err != nil || c.rest != nil || left != nil {
+		c.recycle(batch)
+		if err != nil {
+			c.writeFailed(err)
+			c.writers.Done()
+		} else {
+			c.srv.startWriter(c)
+		}
+		return false
+	}
+	clear(batch)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spare = batch[:0]
+	if !c.closed && (len(c.queue) > 0 || c.pingDue || c.closeReq != nil && !c.closeSent) {
+		return true
+	}
+	c.writing = false
+	c.writers.Done()
+	return false
+}
+
+// takeQueueLocked takes the queued frames as the next batch.
+func (c *Conn) takeQueueLocked() [][]byte {
+	if c.srv.cfg.CoalesceWindow > 0 {
+		c.hold.Written(time.Now()) // held pushes go out with this batch
+	}
+	batch := c.queue
+	c.queue, c.spare = c.spare[:0], nil
+	c.queued = 0
+	c.wakeSendersLocked()
+	return batch
+}
+
+// recycle keeps a written batch's slice as the next spare, without its
+// references to shared broadcast frames.
+func (c *Conn) recycle(batch [][]byte) {
+	clear(batch)
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.mu.Unlock()
+}
+
+// requeueLocked puts frames a full socket did not take back at the front
+// of the queue, for the waiting writer.
+func (c *Conn) requeueLocked(left [][]byte) {
+	if c.closed || c.abort.Load() {
+		return
+	}
+	n := 0
+	for _, f := range left {
+		n += len(f)
+	}
+	c.queue = append(append(make([][]byte, 0, len(left)+len(c.queue)), left...), c.queue...)
+	c.queued += n
+}
+
+// tryWriteBatch writes batch with writevs that never wait, a chunk at a
+// time. When the socket fills, the chunk's unwritten end is left in c.rest
+// and the frames after the chunk are returned (copied: batch is recycled).
+// When the reader is writing a control frame (a pong to a client whose
+// socket may be full), the whole batch is returned: a shared writer must
+// not wait for that.
+func (c *Conn) tryWriteBatch(batch [][]byte) (left [][]byte, err error) {
+	if !c.wmu.TryLock() {
+		return append([][]byte(nil), batch...), nil
+	}
+	defer c.wmu.Unlock()
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), wsframe.MaxFrames)]
+		batch = batch[len(chunk):]
+		done, err := c.tryWriteChunk(chunk)
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			if len(batch) > 0 {
+				left = append([][]byte(nil), batch...)
+			}
+			return left, nil
+		}
+	}
+	return nil, nil
+}
+
+// tryWriteChunk is tryWriteBatch's step; c.wmu is held.
+func (c *Conn) tryWriteChunk(chunk [][]byte) (done bool, err error) {
+	if c.abort.Load() || c.peerClosed {
+		return true, nil
+	}
+	fw := c.srv.frames.Get()
+	for _, f := range chunk {
+		fw.Add(wsframe.OpText, nil, f)
+	}
+	done, err = fw.TryWriteTo(c.raw)
+	if done || err != nil {
+		c.srv.frames.Put(fw)
+		return done, err
+	}
+	c.rest = fw
+	return false, nil
+}
+
+// writeRest writes, waiting for the socket, the end of a batch that a
+// shared writer left in c.rest.
+func (c *Conn) writeRest() error {
+	fw := c.rest
+	c.rest = nil
+	defer c.srv.frames.Put(fw)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.abort.Load() || c.peerClosed {
+		return nil
+	}
+	c.writeDeadline = time.Now().Add(c.srv.cfg.WriteWait)
+	if err := c.ws.NetConn().SetWriteDeadline(c.writeDeadline); err != nil {
+		return err
+	}
+	return fw.WriteRest(c.ws.NetConn())
 }
 
 // writeLoop drains the queue and returns when it is empty, so only
@@ -321,24 +511,21 @@ func (c *Conn) kickLocked() {
 // while a batch is written are taken as the next batch, back to back.
 func (c *Conn) writeLoop() {
 	defer c.writers.Done()
+	if c.rest != nil {
+		if err := c.writeRest(); err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
 	for {
 		c.mu.Lock()
 		switch {
 		case c.closed:
 		case len(c.queue) > 0:
-			if c.srv.cfg.CoalesceWindow > 0 {
-				c.lastWrite = time.Now()
-			}
-			batch := c.queue
-			c.queue, c.spare = c.spare[:0], nil
-			c.queued = 0
-			c.wakeSendersLocked()
+			batch := c.takeQueueLocked()
 			c.mu.Unlock()
 			err := c.writeBatch(batch)
-			clear(batch) // drop references to shared broadcast frames
-			c.mu.Lock()
-			c.spare = batch[:0]
-			c.mu.Unlock()
+			c.recycle(batch)
 			if err != nil {
 				c.writeFailed(err)
 				return
@@ -727,7 +914,9 @@ func (c *Conn) await(f Frame, p Pending) {
 	slots := c.slots
 	c.mu.Unlock()
 	slots <- struct{}{} // has room: the reader waited for it before reading f
-	c.pending.Go(func() {
+	c.pending.Add(1)
+	c.srv.pendings.Go(func() {
+		defer c.pending.Done()
 		defer func() { <-slots }()
 		result, err := c.callPending(&f, p)
 		frame := c.encodeAnswer(&f, result, err)

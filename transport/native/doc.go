@@ -22,14 +22,18 @@
 // reply is written when the Pending returns, at most MaxPendingReplies per
 // connection. A slow command therefore delays only its own connection (TCP
 // back-pressure reaches that client); connections run in parallel, which is
-// what lets the store group-commit many clients' appends. A connection has a
-// writer only while it has frames queued: the writer drains the queue back to
-// back, then goes back to a small set of writer goroutines the Server shares
-// among its connections (a writer idle for 250 ms exits), so an idle
-// connection costs one goroutine and a busy one no goroutine start per burst.
-// With Config.CoalesceWindow, a connection written to less than the window
-// ago has its pushes held until the next flush, so a busy stream costs one
-// write per window rather than one per push.
+// what lets the store group-commit many clients' appends. Writing is done
+// by a few writer goroutines the Server shares (one per CPU, gone after 250
+// ms without work): a connection with frames queued goes on their list, and
+// a writer writes its whole queue with one writev that never waits for the
+// socket, then takes the next connection. A connection whose socket is full
+// (a client that reads slowly), and the ping and close frames, get a
+// goroutine of their own that may wait, so a slow client holds up nobody.
+// An idle connection costs one goroutine; a burst costs no goroutine
+// hand-off per connection.
+// With Config.CoalesceWindow, pushes to a connection in a stream are held
+// until they have company (or have waited two windows), so a busy stream
+// costs one write per two or more pushes rather than one per push.
 //
 // Writing: the writer frames text messages itself and writes a whole batch
 // (up to 64 frames) with one writev over the hijacked connection, the

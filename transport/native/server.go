@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/coalesce"
 	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
@@ -136,14 +137,15 @@ type Config struct {
 	// have in flight; default DefaultMaxPendingReplies.
 	MaxPendingReplies int
 
-	// CoalesceWindow bounds how often one connection is written to for
-	// pushes (Send): a push to a connection written less than the window
-	// ago waits until the next flush, at most one window, and goes out in
-	// one write with whatever else arrived meanwhile. Replies, pings and
-	// close frames never wait. A connection that receives less than one
-	// push per window sees no delay at all. 0 writes every push at once.
-	// Each write is a syscall that also wakes the client; under a heavy
-	// stream that, not encoding, is most of the cost of a delivery.
+	// CoalesceWindow holds pushes (Send) to a connection in a stream, so
+	// that one write carries several: a push to a connection written less
+	// than two windows ago is held until a second one is queued and a
+	// window has passed since the last write, or until it has waited two
+	// windows. Replies, pings and close frames never wait (and take held
+	// pushes with them). A connection that receives less than one push per
+	// two windows sees no delay at all. 0 writes every push at once. Each
+	// write is a syscall that also wakes the client; under a heavy stream
+	// that, not encoding, is most of the cost of a delivery.
 	CoalesceWindow time.Duration
 
 	// NewSessionID makes connection ids (the sessionId and the connected
@@ -229,18 +231,18 @@ type Server struct {
 
 	// Writer goroutines, shared by the connections (see startWriter), and
 	// deep workers (see deep).
+	shared  *workpool.Turns[*Conn]
 	writers *workpool.Pool[*Conn]
 	deeps   *workpool.Caller
-	// quit stops the flusher; writerGoroutines counts it.
-	quit             chan struct{}
-	quitOnce         sync.Once
-	writerGoroutines sync.WaitGroup
+	// pendings run the Pending replies (see Conn.await) on goroutines
+	// whose stacks have grown already: a fresh goroutine per message:send
+	// grew its stack through the decision and append every time, 5% of
+	// the server's CPU (runtime.newstack) at 50k deliveries/s.
+	pendings *workpool.Pool[func()]
 
-	// Connections whose pushes wait for the next flush (CoalesceWindow);
-	// the flusher goroutine runs while the list is not empty.
-	flushMu  sync.Mutex
-	due      []*Conn
-	flushing bool
+	// flusher writes the connections whose held pushes are due
+	// (CoalesceWindow).
+	flusher *coalesce.Flusher
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -258,9 +260,11 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
-		quit:       make(chan struct{}),
+		flusher:    coalesce.NewFlusher(cfg.CoalesceWindow),
+		shared:     workpool.NewTurns(workerIdle, (*Conn).writeNow),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
 		deeps:      workpool.NewCaller(workerIdle),
+		pendings:   workpool.New(workerIdle, func(f func()) { f() }),
 	}
 	s.readBufs.New = func() any { return new(bytes.Buffer) }
 	for _, ns := range cfg.Namespaces {
@@ -421,8 +425,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // idle, the goroutines are gone a moment after the traffic.
 const workerIdle = 250 * time.Millisecond
 
-// startWriter hands c, whose queue has work, to an idle writer goroutine,
-// or starts one (see workpool: the writev path needs a grown stack).
+// startWriter hands c, whose queue has work, to an idle writer goroutine
+// that may wait for the socket, or starts one (see workpool: the writev
+// path needs a grown stack).
 func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 
 // deep runs fn on a deep worker goroutine and waits for it: the readers
@@ -432,65 +437,14 @@ func (s *Server) startWriter(c *Conn) { s.writers.Go(c) }
 // stack for every message; idle, they are gone after workerIdle.
 func (s *Server) deep(fn func()) { s.deeps.Call(fn) }
 
-// deferWrite puts c on the list of the next flush, starting the flusher
-// when it is not running. c.mu is held by the caller.
-func (s *Server) deferWrite(c *Conn) {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	s.due = append(s.due, c)
-	if !s.flushing {
-		s.flushing = true
-		s.writerGoroutines.Add(1)
-		go s.flusher()
-	}
-}
-
-// flusher starts the writers of the deferred connections once per window,
-// and ends when a window passes with nothing deferred, so an idle server
-// holds no ticking goroutine. On shutdown it flushes what is left at once.
-func (s *Server) flusher() {
-	defer s.writerGoroutines.Done()
-	tick := time.NewTicker(s.cfg.CoalesceWindow)
-	defer tick.Stop()
-	var batch []*Conn
-	for {
-		stop := false
-		select {
-		case <-tick.C:
-		case <-s.quit:
-			stop = true
-		}
-		s.flushMu.Lock()
-		batch, s.due = s.due, batch[:0]
-		if len(batch) == 0 && !stop {
-			s.flushing = false
-			s.flushMu.Unlock()
-			return
-		}
-		s.flushMu.Unlock()
-		for i, c := range batch {
-			c.mu.Lock()
-			c.deferred = false
-			c.kickLocked()
-			c.mu.Unlock()
-			batch[i] = nil
-		}
-		if stop {
-			s.flushMu.Lock()
-			s.flushing = false
-			s.flushMu.Unlock()
-			return
-		}
-	}
-}
-
 // stopWriters ends the idle workers and the flusher once no connection is
 // left.
 func (s *Server) stopWriters() {
-	s.quitOnce.Do(func() { close(s.quit) })
-	s.writerGoroutines.Wait()
+	s.flusher.Stop()
+	s.shared.Stop()
 	s.writers.Stop()
 	s.deeps.Stop()
+	s.pendings.Stop()
 }
 
 // sameOrigin is the default CheckRequest: non-browser clients send no

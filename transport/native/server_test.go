@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -955,6 +957,42 @@ func TestCoalesceWindowHoldsPushesToABusyConnectionButNeverAReply(t *testing.T) 
 	}
 }
 
+func TestAHeldPushWaitsForCompanyOrTwoWindowsWhicheverIsFirst(t *testing.T) {
+	const window = time.Second
+	h := newHarness(t, func(c *native.Config) { c.CoalesceWindow = window })
+	w := h.dial("chat", nil)
+	w.authenticate("ann")
+	conn := h.waitConnect().conn
+	time.Sleep(100 * time.Millisecond) // let the connected push's writer finish
+
+	// Alone, a push to a connection in a stream waits out two windows.
+	start := time.Now()
+	pushTick(t, conn, 0)
+	if f := w.next(); f.Event != "tick" {
+		t.Fatalf("got %s, want tick", f.Event)
+	}
+	if held := time.Since(start); held < 2*window-window/2 {
+		t.Errorf("a lone held push arrived after %v, want about %v", held, 2*window)
+	}
+
+	// With company, once a window has passed since the last write, both
+	// go out at once.
+	time.Sleep(window + window/10)
+	start = time.Now()
+	pushTick(t, conn, 1)
+	pushTick(t, conn, 2)
+	for i := 1; i <= 2; i++ {
+		f := w.next()
+		var d struct{ N int }
+		if f.Event != "tick" || json.Unmarshal(f.Data, &d) != nil || d.N != i {
+			t.Fatalf("push %d: got %s %s", i, f.Event, f.Data)
+		}
+	}
+	if took := time.Since(start); took > window-window/10 {
+		t.Errorf("two pushes a window after the last write took %v, want them written at once", took)
+	}
+}
+
 // pushTick sends the push "tick" {"n": n} to conn.
 func pushTick(t *testing.T, conn *native.Conn, n int) {
 	t.Helper()
@@ -1065,5 +1103,45 @@ func TestAClientThatStopsReadingIsDroppedAtTheWriteDeadlineAsASlowConsumer(t *te
 	c := h.waitClose()
 	if !errors.Is(c.info.Err, native.ErrWriteTimeout) || c.info.Code != native.CloseTryAgain || c.info.Remote {
 		t.Fatalf("close info %+v, want the server's 1013 with ErrWriteTimeout", c.info)
+	}
+}
+
+func TestConnectionsWhoseWriteLockIsHeldDoNotHoldUpOthersPushes(t *testing.T) {
+	h := newHarness(t, nil)
+	// The reader holds a connection's write lock while it writes a pong or
+	// the close reply, which can wait up to WriteWait on a full socket.
+	// More such connections than there are shared writers, so that a
+	// writer waiting on any of them would leave none for the others.
+	n := runtime.GOMAXPROCS(0) + 1
+	held := make([]*wsConn, n)
+	unlocks := make([]func(), n)
+	for i := range held {
+		held[i] = h.dial("chat", nil)
+		held[i].authenticate(fmt.Sprintf("held%d", i))
+		conn := h.waitConnect().conn
+		unlocks[i] = native.LockWrites(conn)
+		pushTick(t, conn, i)
+	}
+	fast := h.dial("chat", nil)
+	fast.authenticate("fast")
+	fastConn := h.waitConnect().conn
+	start := time.Now()
+	pushTick(t, fastConn, 99)
+	f := fast.next()
+	took := time.Since(start)
+	for _, unlock := range unlocks {
+		unlock()
+	}
+	if f.Event != "tick" {
+		t.Fatalf("got %s %s, want tick", f.Event, f.Data)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("a push to a reading client took %v while others' write locks were held", took)
+	}
+	// Once released, the held connections get their pushes.
+	for i, w := range held {
+		if f := w.next(); f.Event != "tick" {
+			t.Fatalf("held connection %d got %s, want tick", i, f.Event)
+		}
 	}
 }

@@ -116,6 +116,22 @@ func (c *Conn) SendEncoded(f Frame) error {
 	return c.send(f)
 }
 
+// Push is SendEncoded for a push (an event the client did not ask for):
+// the WebSocket transport may hold it for engineio.Config.CoalesceWindow to
+// share a write with the next one. Acks and other packets are never held.
+func (c *Conn) Push(f Frame) error {
+	if f.namespace != c.ns.name {
+		return fmt.Errorf("%w: %q, connection is in %q", ErrNamespaceMismatch, f.namespace, c.ns.name)
+	}
+	if c.state.Load() == connConnected {
+		if len(f.binary) > 0 {
+			return c.cl.eio.PushPacketWithBinary(f.packet, f.binary)
+		}
+		return c.cl.eio.PushPacket(f.packet)
+	}
+	return c.send(f) // held with the others until the CONNECT reply
+}
+
 func (c *Conn) send(f Frame) error {
 	if c.state.Load() == connConnected {
 		return c.write(f)

@@ -13,8 +13,10 @@ package wsframe
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // MaxFrames bounds the frames of one Writer batch. The kernel's limit is
@@ -52,6 +54,7 @@ type Writer struct {
 	bufs   net.Buffers // header and payload slices of the batch
 	vec    net.Buffers // what WriteTo consumes; the backing array is bufs'
 	flat   []byte      // for connections that cannot writev (TLS): one copy, one Write
+	iov    []iovec     // TryWriteTo's system call argument, kept between batches
 }
 
 // Pool keeps Writers between batches, so an idle connection holds none.
@@ -79,8 +82,11 @@ func (p *Pool) Put(w *Writer) {
 }
 
 func (w *Writer) reset() {
-	clear(w.frames[:cap(w.frames)])
-	clear(w.bufs[:cap(w.bufs)])
+	// Only the used part can hold references (consuming a batch reslices
+	// w.vec, never w.bufs); clearing the whole capacity for a one-frame
+	// batch was 4% of the server's CPU at 50k deliveries/s.
+	clear(w.frames)
+	clear(w.bufs)
 	w.hdr, w.frames, w.bufs, w.vec = w.hdr[:0], w.frames[:0], w.bufs[:0], nil
 }
 
@@ -100,6 +106,65 @@ func (w *Writer) Add(op byte, prefix, data []byte) {
 // TCP connection, and empties w.
 func (w *Writer) WriteTo(conn net.Conn) error {
 	defer w.reset()
+	w.assemble()
+	if _, ok := conn.(*net.TCPConn); ok {
+		w.vec = w.bufs
+		_, err := w.vec.WriteTo(conn)
+		return err
+	}
+	w.flat = w.flat[:0]
+	for _, b := range w.bufs {
+		w.flat = append(w.flat, b...)
+	}
+	_, err := conn.Write(w.flat)
+	return err
+}
+
+// TryWriteTo writes the queued frames to the socket of rc with one writev
+// that never waits: a connection whose socket has room (nearly always)
+// is written by the caller's goroutine without parking it, so one
+// goroutine can write many connections in turn. done reports that
+// everything was written and w emptied. When the socket was full, the rest
+// stays in w: finish it with WriteRest, and do not reset or reuse w
+// before. ErrUnsupported means rc's platform has no such write; nothing
+// was written then.
+func (w *Writer) TryWriteTo(rc syscall.RawConn) (done bool, err error) {
+	w.assemble()
+	total := 0
+	for _, b := range w.bufs {
+		total += len(b)
+	}
+	var n int
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		n, werr = writevNow(fd, w.bufs, &w.iov)
+		return true // never wait for the socket: the caller does that elsewhere
+	}); err != nil {
+		w.reset()
+		return false, err
+	}
+	if werr != nil && !errors.Is(werr, errWouldBlock) {
+		w.reset()
+		return false, werr
+	}
+	if n == total {
+		w.reset()
+		return true, nil
+	}
+	w.vec = consume(w.bufs, n)
+	return false, nil
+}
+
+// WriteRest writes, waiting as long as conn's write deadline allows, what
+// TryWriteTo left, and empties w.
+func (w *Writer) WriteRest(conn net.Conn) error {
+	defer w.reset()
+	_, err := w.vec.WriteTo(conn)
+	return err
+}
+
+// assemble lays the frames' headers and payloads out in w.bufs.
+func (w *Writer) assemble() {
 	start := 0
 	for _, f := range w.frames {
 		w.bufs = append(w.bufs, w.hdr[start:f.hdrEnd:f.hdrEnd])
@@ -108,18 +173,18 @@ func (w *Writer) WriteTo(conn net.Conn) error {
 		}
 		start = f.hdrEnd
 	}
-	if _, ok := conn.(*net.TCPConn); ok {
-		w.vec = w.bufs
-		_, err := w.vec.WriteTo(conn)
-		return err
+}
+
+// consume returns what is left of bufs after its first n bytes.
+func consume(bufs net.Buffers, n int) net.Buffers {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
 	}
-	// net.Buffers would fall back to one Write per slice here.
-	w.flat = w.flat[:0]
-	for _, b := range w.bufs {
-		w.flat = append(w.flat, b...)
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
 	}
-	_, err := conn.Write(w.flat)
-	return err
+	return bufs
 }
 
 // AppendHeader appends the header of an unmasked, final frame of opcode op

@@ -79,3 +79,73 @@ func TestStopWaitsForABusyWorker(t *testing.T) {
 		t.Fatal("Stop returned while a job was running")
 	}
 }
+
+func TestTurnsRunEveryPushedJobAndRequeueABusyOne(t *testing.T) {
+	var mu sync.Mutex
+	runs := map[int]int{}
+	var wg sync.WaitGroup
+	w := workpool.NewTurns(time.Second, func(j int) bool {
+		mu.Lock()
+		runs[j]++
+		n := runs[j]
+		mu.Unlock()
+		again := n < 3 // each job "has more queued" twice
+		if !again {
+			wg.Done()
+		}
+		return again
+	})
+	const jobs = 200
+	wg.Add(jobs)
+	for j := range jobs {
+		w.Push(j)
+	}
+	wg.Wait()
+	w.Stop()
+	for j := range jobs {
+		if runs[j] != 3 {
+			t.Fatalf("job %d ran %d times, want 3", j, runs[j])
+		}
+	}
+}
+
+func TestTurnsGoroutinesAreGoneAfterTheIdlePeriodAndComeBackForAPush(t *testing.T) {
+	var ran atomic.Int64
+	w := workpool.NewTurns(20*time.Millisecond, func(int) bool { ran.Add(1); return false })
+	defer w.Stop()
+	for j := range 10 {
+		w.Push(j)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Running() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still running long after the idle period", w.Running())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Push(10)
+	for ran.Load() < 11 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 11 jobs ran", ran.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestTurnsNeverRunMoreGoroutinesThanCPUs(t *testing.T) {
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	w := workpool.NewTurns(time.Second, func(int) bool { started.Done(); <-release; return false })
+	started.Add(w.Max())
+	for j := range w.Max() + 5 {
+		w.Push(j)
+	}
+	started.Wait()
+	if n := w.Running(); n != w.Max() {
+		t.Errorf("%d goroutines running, want %d", n, w.Max())
+	}
+	started.Add(5)
+	close(release)
+	started.Wait()
+	w.Stop()
+}
