@@ -268,7 +268,7 @@ func (srv *Server) stopWriters() {
 
 // readBufferSize is gorilla's per-connection read buffer (see the
 // upgrader in NewServer).
-const readBufferSize = 512
+const readBufferSize = 320
 
 // newID returns a session id: 15 random bytes, base64url (20 characters),
 // like the reference server's.

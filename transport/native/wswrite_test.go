@@ -88,17 +88,20 @@ func TestPingIsAnsweredWithItsPayload(t *testing.T) {
 	w.authenticate("u1")
 	pong := make(chan string, 1)
 	w.c.SetPongHandler(func(s string) error { pong <- s; return nil })
-	if err := w.c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	w.echoes(1) // reading runs the pong handler
-	select {
-	case got := <-pong:
-		if got != "are you there" {
-			t.Fatalf("pong %q", got)
+	// The longest control payload must fit the server's small read buffer.
+	for _, payload := range []string{"are you there", strings.Repeat("p", 125)} {
+		if err := w.c.WriteControl(websocket.PingMessage, []byte(payload), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
 		}
-	default:
-		t.Fatal("no pong before the ack")
+		w.echoes(1) // reading runs the pong handler
+		select {
+		case got := <-pong:
+			if got != payload {
+				t.Fatalf("pong %q, want %q", got, payload)
+			}
+		default:
+			t.Fatal("no pong before the ack")
+		}
 	}
 }
 
