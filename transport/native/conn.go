@@ -69,11 +69,11 @@ type Conn struct {
 	// rest is the unwritten end of a shared writer's batch whose socket
 	// was full; the connection's waiting writer (writeLoop) writes it
 	// first. Only the connection's current writer touches it.
-	rest      *wsframe.Writer
-	pending   sync.WaitGroup // goroutines of Pending requests
-	slots     chan struct{}  // one per Pending in flight; made at the first
-	pingTimer *time.Timer
-	auth      *pendingAuth // nil unless waiting for an auth frame
+	rest     *wsframe.Writer
+	pending  sync.WaitGroup // goroutines of Pending requests
+	slots    chan struct{}  // one per Pending in flight; made at the first
+	pingSlot *pingSlot      // the connection's place in the Server's ping schedule
+	auth     *pendingAuth   // nil unless waiting for an auth frame
 
 	dlMu    sync.Mutex // orders read-deadline updates against the close grace
 	closing bool
@@ -683,7 +683,6 @@ func (c *Conn) schedulePing() {
 	}
 	c.pingDue = true
 	c.kickLocked()
-	c.pingTimer.Reset(c.srv.cfg.PingPeriod)
 }
 
 func (c *Conn) authExpired() {
@@ -736,7 +735,7 @@ func (c *Conn) start(pre *Session, preErr error, offset string) {
 		return nil
 	})
 	c.mu.Lock()
-	c.pingTimer = time.AfterFunc(cfg.PingPeriod, c.schedulePing)
+	c.pingSlot = c.srv.pinger.add(c)
 	if pre == nil && preErr == nil {
 		c.auth = &pendingAuth{
 			deadline: time.Now().Add(cfg.AuthTimeout),
@@ -1093,8 +1092,8 @@ func (c *Conn) finish(readErr error) {
 	clear(c.queue)
 	c.queue, c.spare, c.queued = nil, nil, 0
 	c.wakeSendersLocked()
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
+	if c.pingSlot != nil {
+		c.srv.pinger.remove(c.pingSlot)
 	}
 	if c.auth != nil {
 		c.auth.timer.Stop()

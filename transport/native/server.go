@@ -245,6 +245,8 @@ type Server struct {
 	// flusher writes the connections whose held pushes are due
 	// (CoalesceWindow).
 	flusher *coalesce.Flusher
+	// pinger schedules every connection's pings.
+	pinger *pinger
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -263,6 +265,7 @@ func NewServer(cfg Config) (*Server, error) {
 		namespaces: make(map[string]bool, len(cfg.Namespaces)),
 		conns:      make(map[*Conn]struct{}),
 		flusher:    coalesce.NewFlusher(cfg.CoalesceWindow),
+		pinger:     newPinger(cfg.PingPeriod),
 		shared:     workpool.NewTurns(workerIdle, (*Conn).writeNow),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
 		deeps:      workpool.NewCaller(workerIdle),
@@ -442,6 +445,7 @@ func (s *Server) deep(fn func()) { s.deeps.Call(fn) }
 // stopWriters ends the idle workers and the flusher once no connection is
 // left.
 func (s *Server) stopWriters() {
+	s.pinger.stop()
 	s.flusher.Stop()
 	s.shared.Stop()
 	s.writers.Stop()
