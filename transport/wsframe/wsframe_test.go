@@ -3,11 +3,8 @@ package wsframe_test
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"net"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -154,89 +151,6 @@ func TestAWriterWritesABatchInOneSyscallOverTCP(t *testing.T) {
 	for i := range payloads {
 		if ops[i] != wsframe.OpText || !bytes.Equal(payloads[i], shared) {
 			t.Fatalf("frame %d corrupted", i)
-		}
-	}
-}
-
-// TestTryWriteToLeavesWhatAFullSocketRefusedForWriteRest fills a loopback
-// socket whose peer does not read: TryWriteTo must return without waiting,
-// and WriteRest must then deliver every byte it kept back, in order.
-func TestTryWriteToLeavesWhatAFullSocketRefusedForWriteRest(t *testing.T) {
-	if !wsframe.CanTryWrite {
-		t.Skip("no non-blocking writev on this platform")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close()
-	raw, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var pool wsframe.Pool
-	var sent [][]byte
-	var w *wsframe.Writer
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("the socket never filled")
-		}
-		w = pool.Get()
-		for j := 0; j < wsframe.MaxFrames; j++ {
-			p := []byte(fmt.Sprintf("%08d:", len(sent)) + strings.Repeat("y", 4000))
-			sent = append(sent, p)
-			w.Add(wsframe.OpBinary, nil, p)
-		}
-		done, err := w.TryWriteTo(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !done {
-			break // w holds the rest
-		}
-		pool.Put(w)
-	}
-
-	got := make(chan []byte, 1)
-	go func() {
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(peer)
-		got <- buf.Bytes()
-	}()
-	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := w.WriteRest(conn); err != nil {
-		t.Fatal(err)
-	}
-	pool.Put(w)
-	conn.Close()
-	ops, payloads := parseFrames(t, <-got)
-	if len(payloads) != len(sent) {
-		t.Fatalf("%d frames arrived, want %d", len(payloads), len(sent))
-	}
-	for i := range payloads {
-		if ops[i] != wsframe.OpBinary || !bytes.Equal(payloads[i], sent[i]) {
-			t.Fatalf("frame %d corrupted or out of order", i)
 		}
 	}
 }
