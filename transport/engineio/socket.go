@@ -81,6 +81,7 @@ type Socket struct {
 	// socket's current writer touches it.
 	rest         *wsframe.Writer
 	hold         coalesce.State  // CoalesceWindow, WebSocket only
+	urgent       bool            // a packet that is not a push is being queued
 	probe        *websocket.Conn // a WebSocket in the upgrade probe phase
 	probedAt     time.Time       // when the probe ping arrived; zero if none
 	queue        []item
@@ -263,7 +264,9 @@ func (s *Socket) enqueue(it item, binary [][]byte, push bool) error {
 			s.kickLocked()
 		}
 	} else {
+		s.urgent = !push // an ack or a ping: ahead of the shared writers' list
 		s.kickLocked()
+		s.urgent = false
 	}
 	s.mu.Unlock()
 	return nil
@@ -305,7 +308,11 @@ func (s *Socket) startWriterLocked() {
 	s.writerOn = true
 	s.srv.wg.Add(1)
 	if s.state == stateOpen && s.wsRaw != nil {
-		s.srv.shared.Push(writeJob{s, s.ws})
+		if s.urgent {
+			s.srv.shared.PushFront(writeJob{s, s.ws})
+		} else {
+			s.srv.shared.Push(writeJob{s, s.ws})
+		}
 		return
 	}
 	s.srv.startWriter(writeJob{s, s.ws})

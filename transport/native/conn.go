@@ -49,6 +49,7 @@ type Conn struct {
 	writing   bool           // a writer goroutine is running
 	hold      coalesce.State // CoalesceWindow
 	inHandler bool           // the reader is in a hook whose reply is owed
+	urgent    bool           // a reply is being queued: its writer goes first
 	owed      int            // replies of Pending requests not yet written
 	authed    bool
 	pingDue   bool
@@ -299,10 +300,12 @@ func (c *Conn) reply(frame []byte) {
 }
 
 func (c *Conn) replyLocked(frame []byte) {
+	c.urgent = true // the client waits for it: ahead of the shared writers' list
 	if frame != nil && !c.closed && (c.closeReq == nil || !c.closeReq.abort) && !c.closeSent {
 		c.enqueueBoundedLocked(frame)
 	}
 	c.kickLocked()
+	c.urgent = false
 }
 
 // enqueueBoundedLocked queues a frame the reader owes the client, under
@@ -352,7 +355,11 @@ func (c *Conn) kickLocked() {
 	c.writing = true
 	c.writers.Add(1)
 	if c.raw != nil && !c.pingDue && c.closeReq == nil {
-		c.srv.shared.Push(c)
+		if c.urgent {
+			c.srv.shared.PushFront(c)
+		} else {
+			c.srv.shared.Push(c)
+		}
 		return
 	}
 	c.srv.startWriter(c)

@@ -47,6 +47,30 @@ func (w *Turns[T]) Push(j T) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ready = append(w.ready, j)
+	w.startLocked()
+}
+
+// PushFront queues j for the next turn, ahead of the jobs waiting: a
+// reply the client is waiting for should not queue behind a flush of a
+// thousand connections' pushes. It never blocks.
+func (w *Turns[T]) PushFront(j T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.head > 0 {
+		w.head--
+		w.ready[w.head] = j
+	} else {
+		var zero T
+		w.ready = append(w.ready, zero)
+		copy(w.ready[1:], w.ready)
+		w.ready[0] = j
+	}
+	w.startLocked()
+}
+
+// startLocked wakes a parked goroutine for a newly queued job, or starts
+// one.
+func (w *Turns[T]) startLocked() {
 	switch {
 	case w.parked > 0:
 		w.parked--
