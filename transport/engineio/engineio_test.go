@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -712,5 +713,63 @@ func TestWebSocketMessagesArrivingInOneSegmentAreAllDeliveredInOrder(t *testing.
 		if got := recv(t, h.msgs, "message"); got != (message{fmt.Sprint("m", i), false}) {
 			t.Fatalf("message %d: %+v", i, got)
 		}
+	}
+}
+
+func TestIdleWebSocketSessionsHoldNoGoroutineAndStillEcho(t *testing.T) {
+	h := newHarness(t, true)
+	time.Sleep(50 * time.Millisecond) // the harness's goroutines settle
+	base := runtime.NumGoroutine()
+	const n = 40
+	conns := make([]*websocket.Conn, 0, n)
+	closes := 0
+	t.Cleanup(func() {
+		// Before the harness's Shutdown, whose OnClose calls would fill
+		// h.closed if this test failed half way.
+		for _, ws := range conns {
+			ws.Close()
+		}
+		for ; closes < len(conns); closes++ {
+			select {
+			case <-h.closed:
+			case <-time.After(waitLimit):
+				return
+			}
+		}
+	})
+	for range n {
+		conns = append(conns, h.dial("EIO=4&transport=websocket"))
+		i := len(conns) - 1
+		parseOpen(t, readText(t, conns[i]))
+		recv(t, h.opened, "OnConnection")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		extra := runtime.NumGoroutine() - base
+		if extra < n/4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle WebSocket sessions hold %d goroutines", n, extra)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for round := 0; round < 3; round++ {
+		for i, ws := range conns {
+			msg := fmt.Sprintf("4r%d-c%d", round, i)
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if got := readText(t, ws); got != msg {
+				t.Fatalf("echo %q, want %q", got, msg)
+			}
+			recv(t, h.msgs, "message")
+		}
+	}
+	// A parked reader sees its peer leave.
+	for _, ws := range conns {
+		ws.Close()
+		recv(t, h.closed, "close")
+		closes++
 	}
 }

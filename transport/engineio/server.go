@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wardline/wardline/transport/internal/coalesce"
+	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/internal/workpool"
 	"github.com/wardline/wardline/transport/wsframe"
 )
@@ -36,6 +37,9 @@ type Server struct {
 	writers *workpool.Pool[writeJob]
 	// deep runs the readers' message reading and handling (see readLoop).
 	deep *workpool.Caller
+	// poller watches the sockets of parked WebSocket readers (see
+	// wsReader.park); nil where there is none.
+	poller *idlewait.Poller
 
 	mu       sync.RWMutex
 	sockets  map[string]*Socket
@@ -58,6 +62,7 @@ func NewServer(cfg Config) (*Server, error) {
 		flusher: coalesce.NewFlusher(cfg.CoalesceWindow),
 		writers: workpool.New(writerIdle, writeJob.run),
 		deep:    workpool.NewCaller(writerIdle),
+		poller:  idlewait.NewPoller(),
 	}
 	srv.readBufs.New = func() any {
 		b := make([]byte, 0, 512)
@@ -261,6 +266,7 @@ func (srv *Server) startWriter(j writeJob) { srv.writers.Go(j) }
 // stopWriters ends the idle writer goroutines once no session is left.
 func (srv *Server) stopWriters() {
 	srv.flusher.Stop()
+	srv.poller.Stop()
 	srv.shared.Stop()
 	srv.writers.Stop()
 	srv.deep.Stop()

@@ -74,8 +74,9 @@ type Socket struct {
 	state     socketState
 	closeErr  error
 	transport transportKind
-	ws        *websocket.Conn // the WebSocket transport, once active
-	wsRaw     syscall.RawConn // ws's socket for non-blocking writes; nil if none (TLS)
+	ws        *websocket.Conn          // the WebSocket transport, once active
+	wsRaw     syscall.RawConn          // ws's socket for non-blocking writes; nil if none (TLS)
+	reader    atomic.Pointer[wsReader] // ws's reader, once it runs
 	// rest is the unwritten end of a shared writer's batch whose socket
 	// was full; the waiting writer (writeLoop) writes it first. Only the
 	// socket's current writer touches it.
@@ -410,6 +411,7 @@ func (s *Socket) kill() {
 	s.abort(ErrServerShutdown)
 	if ws != nil {
 		ws.Close()
+		s.wakeReader()
 	}
 	if probe != nil {
 		probe.Close()

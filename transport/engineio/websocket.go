@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,7 @@ func (s *Socket) writeLoop(conn *websocket.Conn) {
 			s.mu.Unlock()
 			s.writeCloseGuarded(conn, reason)
 			conn.Close()
+			s.wakeReader()
 			s.writerExit()
 			return
 		}
@@ -58,6 +60,7 @@ func (s *Socket) writeLoop(conn *websocket.Conn) {
 				// The reader ends when the peer answers the close frame, or
 				// at this deadline, and then finalizes the socket.
 				_ = conn.SetReadDeadline(time.Now().Add(closeWait))
+				time.AfterFunc(closeWait, s.wakeReader)
 				s.writerExit()
 				return
 			}
@@ -409,10 +412,42 @@ func readErrReason(err error) error {
 // the smallest goroutine stack (see idlewait), where waiting in gorilla's
 // NextReader, and authenticating the namespace CONNECT, left it 4 KiB or
 // more. It is the goroutine's first function for the same reason.
+//
+// Between messages it parks the connection in the Server's poller
+// (wsReader.park): the goroutine exits and another starts when the socket
+// has something to read, so an idle session has no goroutine at all.
 func (s *Socket) readLoop(conn *websocket.Conn, br *bufio.Reader) {
+	rd := &wsReader{s: s, conn: conn, br: br, raw: rawOf(conn)}
+	s.reader.Store(rd)
+	rd.run(false)
+}
+
+// wsReader is the reader of a WebSocket transport, kept while it is
+// parked in the Server's poller.
+type wsReader struct {
+	s    *Socket
+	conn *websocket.Conn
+	br   *bufio.Reader
+	raw  syscall.RawConn  // nil: no poller for this socket (TLS)
+	poll *idlewait.Handle // the socket's registration; the current reader's
+	// parked: no goroutine reads; wake starts one.
+	parked atomic.Bool
+}
+
+// run reads until it parks or the socket ends. woken: the socket has
+// something to read, or must end, so it does not park first.
+func (rd *wsReader) run(woken bool) {
+	s, conn := rd.s, rd.conn
 	for keep := true; keep; {
-		idlewait.Wait(br, conn.NetConn())
+		if !woken && rd.park() {
+			return
+		}
+		woken = false
+		idlewait.Wait(rd.br, conn.NetConn())
 		s.srv.deep.Call(func() { keep = s.readOne(conn) })
+	}
+	if rd.poll != nil {
+		rd.poll.Close()
 	}
 	// abort has handed the connection to a writer, which sends the close
 	// frame; close the connection once no writer can be using it.
@@ -423,6 +458,42 @@ func (s *Socket) readLoop(conn *websocket.Conn, br *bufio.Reader) {
 	s.mu.Unlock()
 	conn.Close()
 	s.finalize()
+}
+
+// park hands the idle socket to the Server's poller and reports whether
+// it did; the goroutine then exits (see readLoop). Nothing may be buffered:
+// the poller sees only the socket.
+func (rd *wsReader) park() bool {
+	if rd.s.srv.poller == nil || rd.raw == nil || rd.br == nil || rd.br.Buffered() > 0 {
+		return false
+	}
+	if rd.poll == nil {
+		h, err := rd.s.srv.poller.Register(rd.raw, rd.wake)
+		if err != nil {
+			return false
+		}
+		rd.poll = h
+	}
+	rd.parked.Store(true)
+	if err := rd.poll.Arm(); err != nil && rd.parked.CompareAndSwap(true, false) {
+		return false // the socket is closed: the reader meets it
+	}
+	return true // parked, or a wake has started the next reader already
+}
+
+// wake starts a reader for a parked socket.
+func (rd *wsReader) wake() {
+	if rd.parked.CompareAndSwap(true, false) {
+		go rd.run(true)
+	}
+}
+
+// wakeReader wakes the WebSocket's parked reader, if any, after its
+// connection was closed or its read deadline set: the poller sees neither.
+func (s *Socket) wakeReader() {
+	if rd := s.reader.Load(); rd != nil {
+		rd.wake()
+	}
 }
 
 // readOne reads and handles the next message; false ends the reader.

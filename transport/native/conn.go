@@ -78,6 +78,16 @@ type Conn struct {
 
 	dlMu    sync.Mutex // orders read-deadline updates against the close grace
 	closing bool
+	// readDeadline is the socket's read deadline as last set, in Unix
+	// nanoseconds: a parked reader (see park) waits in no read that the
+	// deadline could end, so the ping schedule checks it (watchDeadline).
+	readDeadline atomic.Int64
+
+	// parked: the reader goroutine has exited and the socket waits in the
+	// Server's poller; wake starts a reader again. poll is the socket's
+	// registration there, owned by the current reader.
+	parked atomic.Bool
+	poll   *idlewait.Handle
 
 	// wmu orders the writer's data frames, which bypass gorilla's write
 	// lock, against the control frames the reader answers with (pong, the
@@ -647,6 +657,7 @@ func (c *Conn) writeFailed(err error) {
 	c.writeTimedOut = errors.Is(err, os.ErrDeadlineExceeded)
 	c.mu.Unlock()
 	_ = c.ws.NetConn().Close()
+	c.wake() // a parked reader would not see the close
 }
 
 // startCloseGrace gives the peer closeGracePeriod to answer our close frame.
@@ -654,7 +665,14 @@ func (c *Conn) startCloseGrace() {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.closing = true
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGracePeriod))
+	c.setReadDeadlineLocked(time.Now().Add(closeGracePeriod))
+	// A parked reader sees the peer's answer, or this, its absence.
+	time.AfterFunc(closeGracePeriod, c.wake)
+}
+
+func (c *Conn) setReadDeadlineLocked(t time.Time) {
+	c.readDeadline.Store(t.UnixNano())
+	_ = c.ws.SetReadDeadline(t)
 }
 
 // extendReadDeadline gives the peer PongWait more to send something; a
@@ -663,7 +681,27 @@ func (c *Conn) extendReadDeadline() {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	if !c.closing {
-		_ = c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.PongWait))
+		c.setReadDeadlineLocked(time.Now().Add(c.srv.cfg.PongWait))
+	}
+}
+
+// watchDeadline runs at each of the connection's pings: when the read
+// deadline falls before the next one, a timer wakes a parked reader at
+// the deadline, whose wait then fails as a blocked read would have. A
+// timer lives only for the last PongWait-PingPeriod of a deadline.
+func (c *Conn) watchDeadline() {
+	if c.srv.poller == nil || c.raw == nil {
+		return // never parks: a reader goroutine waits under the deadline
+	}
+	in := time.Until(time.Unix(0, c.readDeadline.Load()))
+	if in < c.srv.cfg.PingPeriod {
+		time.AfterFunc(max(in, 0)+time.Millisecond, c.wakeIfExpired)
+	}
+}
+
+func (c *Conn) wakeIfExpired() {
+	if time.Now().UnixNano() >= c.readDeadline.Load() {
+		c.wake()
 	}
 }
 
@@ -680,6 +718,7 @@ func (c *Conn) drop() {
 		cancelAuth()
 	}
 	_ = c.ws.NetConn().Close()
+	c.wake() // a parked reader would not see the close
 }
 
 func (c *Conn) schedulePing() {
@@ -690,6 +729,7 @@ func (c *Conn) schedulePing() {
 	}
 	c.pingDue = true
 	c.kickLocked()
+	c.watchDeadline()
 }
 
 func (c *Conn) authExpired() {
@@ -714,20 +754,78 @@ func (c *Conn) authExpired() {
 // It is the goroutine's first function, not called from a closure, for
 // the same reason; it marks the connection done in the Server's wait group.
 func (c *Conn) serve(pre *Session, preErr error, offset string) {
-	defer c.srv.wg.Done()
 	c.start(pre, preErr, offset)
+	c.extendReadDeadline()
+	c.read(false)
+}
+
+// read is the reader from the upgrade, or from a wake, until it parks the
+// connection in the poller or the connection ends. woken: the socket has
+// something to read, or the connection must end, so it waits no more.
+func (c *Conn) read(woken bool) {
 	var err error
 	// idle: the reader is between messages, at a frame boundary, so it
-	// may wait for the next frame in waitIdle.
+	// may wait for the next frame in waitIdle, or park.
 	idle := true
 	for err == nil {
-		c.extendReadDeadline()
 		if idle {
-			c.waitIdle()
+			if !woken && c.park() {
+				return
+			}
+			again := c.waitIdle(woken)
+			woken = false
+			if again {
+				continue // pongs were all: park again
+			}
 		}
 		c.srv.deep(func() { idle, err = c.readMessage() })
+		if err == nil {
+			c.extendReadDeadline()
+		}
+	}
+	defer c.srv.wg.Done()
+	if c.poll != nil {
+		c.poll.Close()
 	}
 	c.finish(err)
+}
+
+// park hands the idle connection to the Server's poller and reports
+// whether it did: the reader goroutine then exits, and wake starts another
+// when the socket has something to read or the connection must end. An
+// idle connection then has no goroutine (see idlewait.Poller). Without a
+// poller (not Linux, or TLS, whose own buffer the socket does not show)
+// the reader waits in waitIdle.
+func (c *Conn) park() bool {
+	if c.srv.poller == nil || c.raw == nil || c.br == nil {
+		return false
+	}
+	// Pongs already buffered are consumed here, as waitIdle would.
+	for c.br.Buffered() > 0 {
+		if !c.skipPong() {
+			return false
+		}
+		c.extendReadDeadline()
+	}
+	if c.poll == nil {
+		h, err := c.srv.poller.Register(c.raw, c.wake)
+		if err != nil {
+			return false
+		}
+		c.poll = h
+	}
+	c.parked.Store(true)
+	if err := c.poll.Arm(); err != nil && c.parked.CompareAndSwap(true, false) {
+		return false // the socket is closed: the reader meets it
+	}
+	return true // parked, or a wake has started the next reader already
+}
+
+// wake starts a reader for a parked connection.
+func (c *Conn) wake() {
+	if c.parked.CompareAndSwap(true, false) {
+		go c.read(true)
+	}
 }
 
 // start arms the connection's timers and handlers and, for a connection
@@ -798,17 +896,22 @@ func (c *Conn) readMessage() (whole bool, err error) {
 // when a whole one is buffered (what the pong handler does is extend the
 // read deadline), or gorilla would handle them and go on to wait for the
 // next data frame on the deep stack. Anything else, and any read error,
-// is left to NextReader, which meets the error again.
-func (c *Conn) waitIdle() {
+// is left to NextReader, which meets the error again. A reader woken from
+// the poller (parked) returns true instead of waiting once pongs were all
+// it found, to park again.
+func (c *Conn) waitIdle(parked bool) (again bool) {
 	if c.br == nil {
-		return
+		return false
 	}
 	for {
 		idlewait.Wait(c.br, c.ws.NetConn())
 		if _, err := c.br.Peek(1); err != nil || !c.skipPong() {
-			return
+			return false
 		}
 		c.extendReadDeadline()
+		if parked && c.br.Buffered() == 0 {
+			return true
+		}
 	}
 }
 

@@ -189,3 +189,39 @@ func TestRequestsArrivingWithPongsAreAllAnsweredInOrder(t *testing.T) {
 	}
 	readAck(3)
 }
+
+func TestIdleConnectionsHoldNoGoroutineAndStillAnswer(t *testing.T) {
+	h := newHarness(t, nil)
+	// Let the harness's own goroutines settle before counting.
+	time.Sleep(50 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	const n = 40
+	conns := make([]*wsConn, n)
+	for i := range conns {
+		conns[i] = h.dial("chat", nil)
+		conns[i].authenticate(fmt.Sprintf("u%d", i))
+	}
+	// Idle workers leave within a moment (workerIdle); the readers must
+	// not be among what stays.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		extra := runtime.NumGoroutine() - base
+		if extra < n/4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections hold %d goroutines", n, extra)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A parked connection wakes for its next request, and parks again.
+	for round := 0; round < 3; round++ {
+		for i, w := range conns {
+			id := int64(10 + round)
+			w.send(fmt.Sprintf(`{"id":%d,"event":"echo","data":{"n":%d}}`, id, i))
+			if a := decodeAck(t, w.next(), id); !a.Success {
+				t.Fatalf("round %d conn %d: ack %+v", round, i, a)
+			}
+		}
+	}
+}

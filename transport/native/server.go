@@ -247,6 +247,9 @@ type Server struct {
 	flusher *coalesce.Flusher
 	// pinger schedules every connection's pings.
 	pinger *pinger
+	// poller watches the parked connections' sockets (Conn.park); nil
+	// where there is none.
+	poller *idlewait.Poller
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -266,6 +269,7 @@ func NewServer(cfg Config) (*Server, error) {
 		conns:      make(map[*Conn]struct{}),
 		flusher:    coalesce.NewFlusher(cfg.CoalesceWindow),
 		pinger:     newPinger(cfg.PingPeriod),
+		poller:     idlewait.NewPoller(),
 		shared:     workpool.NewTurns(workerIdle, (*Conn).writeNow),
 		writers:    workpool.New(workerIdle, (*Conn).writeLoop),
 		deeps:      workpool.NewCaller(workerIdle),
@@ -446,6 +450,7 @@ func (s *Server) deep(fn func()) { s.deeps.Call(fn) }
 // left.
 func (s *Server) stopWriters() {
 	s.pinger.stop()
+	s.poller.Stop()
 	s.flusher.Stop()
 	s.shared.Stop()
 	s.writers.Stop()

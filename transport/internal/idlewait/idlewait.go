@@ -9,6 +9,11 @@
 // reads and handles it (workpool.Caller). For that the reader must know
 // whether gorilla's read buffer already holds the next frame, so the
 // buffer is made here (Hijacker) and handed to gorilla at the upgrade.
+//
+// On Linux an idle connection goes one step further and gives up its
+// goroutine: its socket is watched by the transport's Poller (epoll, one
+// goroutine for all of them), and a new reader starts when something
+// arrives. Wait remains for where there is no Poller (other systems, TLS).
 package idlewait
 
 import (
