@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wardline/wardline/transport/engineio"
+	"github.com/wardline/wardline/transport/internal/idlewait"
 )
 
 // idleConns is how many sessions BenchmarkIdleConnMemory holds open:
@@ -118,6 +119,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			}
 			conns = append(conns, c)
 		}
+		time.Sleep(idlewait.ParkAfter + 500*time.Millisecond) // idle readers park
 		heap1, stack1 := settledMemory()
 		b.ReportMetric(float64(int64(heap1)-int64(heap0))/idleConns, "heap-B/conn")
 		b.ReportMetric(float64(int64(stack1)-int64(stack0))/idleConns, "stack-B/conn")

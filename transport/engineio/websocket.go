@@ -432,6 +432,7 @@ type wsReader struct {
 	poll *idlewait.Handle // the socket's registration; the current reader's
 	// parked: no goroutine reads; wake starts one.
 	parked atomic.Bool
+	kicked atomic.Bool // a wake found the reader not parked (see park)
 }
 
 // run reads until it parks or the socket ends. woken: the socket has
@@ -439,7 +440,7 @@ type wsReader struct {
 func (rd *wsReader) run(woken bool) {
 	s, conn := rd.s, rd.conn
 	for keep := true; keep; {
-		if !woken && rd.park() {
+		if !woken && !rd.arrivesSoon() && rd.park() {
 			return
 		}
 		woken = false
@@ -460,30 +461,78 @@ func (rd *wsReader) run(woken bool) {
 	s.finalize()
 }
 
+func (rd *wsReader) canPark() bool {
+	return rd.s.srv.poller != nil && rd.raw != nil && rd.br != nil
+}
+
+// arrivesSoon waits up to idlewait.ParkAfter, in the runtime's poller, for
+// the next message, and reports whether it came; false: the socket is idle
+// and parks. A socket past its open state (closing, under the writer's
+// close deadline) does not wait here.
+func (rd *wsReader) arrivesSoon() bool {
+	if !rd.canPark() || rd.br.Buffered() > 0 {
+		return true
+	}
+	s := rd.s
+	s.mu.Lock()
+	open := s.state == stateOpen
+	s.mu.Unlock()
+	if !open {
+		return true
+	}
+	_ = rd.conn.SetReadDeadline(time.Now().Add(idlewait.ParkAfter))
+	ready := idlewait.WaitReady(rd.br, rd.conn.NetConn())
+	// An open WebSocket has no read deadline; once closing, the writer
+	// has set the one it needs.
+	s.mu.Lock()
+	open = s.state == stateOpen
+	if open {
+		_ = rd.conn.SetReadDeadline(time.Time{})
+	}
+	s.mu.Unlock()
+	// Once closing, wait here under the writer's close deadline.
+	return ready || !open
+}
+
 // park hands the idle socket to the Server's poller and reports whether
 // it did; the goroutine then exits (see readLoop). Nothing may be buffered:
 // the poller sees only the socket.
 func (rd *wsReader) park() bool {
-	if rd.s.srv.poller == nil || rd.raw == nil || rd.br == nil || rd.br.Buffered() > 0 {
+	if !rd.canPark() || rd.br.Buffered() > 0 {
 		return false
 	}
 	if rd.poll == nil {
-		h, err := rd.s.srv.poller.Register(rd.raw, rd.wake)
+		h, err := rd.s.srv.poller.Register(rd.raw, rd.resume)
 		if err != nil {
 			return false
 		}
 		rd.poll = h
 	}
 	rd.parked.Store(true)
+	// A wake that came while the reader was still running (the close
+	// deadline's timer, a close) is not lost: the reader goes on.
+	if rd.kicked.Swap(false) && rd.parked.CompareAndSwap(true, false) {
+		return false
+	}
 	if err := rd.poll.Arm(); err != nil && rd.parked.CompareAndSwap(true, false) {
 		return false // the socket is closed: the reader meets it
 	}
 	return true // parked, or a wake has started the next reader already
 }
 
-// wake starts a reader for a parked socket.
-func (rd *wsReader) wake() {
+// resume starts a reader for a parked socket that is ready.
+func (rd *wsReader) resume() {
 	if rd.parked.CompareAndSwap(true, false) {
+		go rd.run(true)
+	}
+}
+
+// wake starts a reader for a parked socket that must end, or has a
+// running reader not park next time.
+func (rd *wsReader) wake() {
+	rd.kicked.Store(true)
+	if rd.parked.CompareAndSwap(true, false) {
+		rd.kicked.Store(false)
 		go rd.run(true)
 	}
 }

@@ -87,6 +87,7 @@ type Conn struct {
 	// Server's poller; wake starts a reader again. poll is the socket's
 	// registration there, owned by the current reader.
 	parked atomic.Bool
+	kicked atomic.Bool // a wake found the reader not parked (see park)
 	poll   *idlewait.Handle
 
 	// wmu orders the writer's data frames, which bypass gorilla's write
@@ -690,7 +691,7 @@ func (c *Conn) extendReadDeadline() {
 // the deadline, whose wait then fails as a blocked read would have. A
 // timer lives only for the last PongWait-PingPeriod of a deadline.
 func (c *Conn) watchDeadline() {
-	if c.srv.poller == nil || c.raw == nil {
+	if !c.canPark() {
 		return // never parks: a reader goroutine waits under the deadline
 	}
 	in := time.Until(time.Unix(0, c.readDeadline.Load()))
@@ -769,13 +770,13 @@ func (c *Conn) read(woken bool) {
 	idle := true
 	for err == nil {
 		if idle {
-			if !woken && c.park() {
+			if !woken && !c.arrivesSoon() && c.park() {
 				return
 			}
-			again := c.waitIdle(woken)
+			again := c.waitIdle(c.canPark())
 			woken = false
 			if again {
-				continue // pongs were all: park again
+				continue // pongs were all: wait again, or park
 			}
 		}
 		c.srv.deep(func() { idle, err = c.readMessage() })
@@ -790,14 +791,40 @@ func (c *Conn) read(woken bool) {
 	c.finish(err)
 }
 
+// canPark reports whether the connection can wait in the Server's poller.
+// Without one (not Linux, or TLS, whose own buffer the socket does not
+// show) its reader waits in waitIdle.
+func (c *Conn) canPark() bool {
+	return c.srv.poller != nil && c.raw != nil && c.br != nil
+}
+
+// arrivesSoon waits up to idlewait.ParkAfter, in the runtime's poller, for
+// the next frame, and reports whether it came; false: the connection is
+// idle and parks. Cut short by the read deadline when that comes first.
+func (c *Conn) arrivesSoon() bool {
+	if !c.canPark() || c.br.Buffered() > 0 {
+		return true
+	}
+	soon := time.Now().Add(idlewait.ParkAfter)
+	if soon.UnixNano() >= c.readDeadline.Load() {
+		return false // the deadline comes first: park, a timer wakes it then
+	}
+	_ = c.ws.SetReadDeadline(soon)
+	ready := idlewait.WaitReady(c.br, c.ws.NetConn())
+	// Back to the deadline as last set (extendReadDeadline or the close
+	// grace may have moved it meanwhile).
+	c.dlMu.Lock()
+	_ = c.ws.SetReadDeadline(time.Unix(0, c.readDeadline.Load()))
+	c.dlMu.Unlock()
+	return ready
+}
+
 // park hands the idle connection to the Server's poller and reports
 // whether it did: the reader goroutine then exits, and wake starts another
 // when the socket has something to read or the connection must end. An
-// idle connection then has no goroutine (see idlewait.Poller). Without a
-// poller (not Linux, or TLS, whose own buffer the socket does not show)
-// the reader waits in waitIdle.
+// idle connection then has no goroutine (see idlewait.Poller).
 func (c *Conn) park() bool {
-	if c.srv.poller == nil || c.raw == nil || c.br == nil {
+	if !c.canPark() {
 		return false
 	}
 	// Pongs already buffered are consumed here, as waitIdle would.
@@ -808,22 +835,37 @@ func (c *Conn) park() bool {
 		c.extendReadDeadline()
 	}
 	if c.poll == nil {
-		h, err := c.srv.poller.Register(c.raw, c.wake)
+		h, err := c.srv.poller.Register(c.raw, c.resume)
 		if err != nil {
 			return false
 		}
 		c.poll = h
 	}
 	c.parked.Store(true)
+	// A wake that came while the reader was still running (a deadline
+	// timer, a close) is not lost: the reader goes on instead of parking.
+	if c.kicked.Swap(false) && c.parked.CompareAndSwap(true, false) {
+		return false
+	}
 	if err := c.poll.Arm(); err != nil && c.parked.CompareAndSwap(true, false) {
 		return false // the socket is closed: the reader meets it
 	}
 	return true // parked, or a wake has started the next reader already
 }
 
-// wake starts a reader for a parked connection.
-func (c *Conn) wake() {
+// resume starts a reader for a parked connection whose socket is ready.
+func (c *Conn) resume() {
 	if c.parked.CompareAndSwap(true, false) {
+		go c.read(true)
+	}
+}
+
+// wake starts a reader for a parked connection that must end or check its
+// deadline, or has a running reader not park next time.
+func (c *Conn) wake() {
+	c.kicked.Store(true)
+	if c.parked.CompareAndSwap(true, false) {
+		c.kicked.Store(false)
 		go c.read(true)
 	}
 }
@@ -896,9 +938,9 @@ func (c *Conn) readMessage() (whole bool, err error) {
 // when a whole one is buffered (what the pong handler does is extend the
 // read deadline), or gorilla would handle them and go on to wait for the
 // next data frame on the deep stack. Anything else, and any read error,
-// is left to NextReader, which meets the error again. A reader woken from
-// the poller (parked) returns true instead of waiting once pongs were all
-// it found, to park again.
+// is left to NextReader, which meets the error again. A reader that may
+// park returns true instead of waiting once pongs were all it found, to
+// wait again in arrivesSoon or park.
 func (c *Conn) waitIdle(parked bool) (again bool) {
 	if c.br == nil {
 		return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/native"
 )
 
@@ -106,6 +107,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		for h.srv.Len() < idleConns {
 			time.Sleep(10 * time.Millisecond) // the last upgrades are still registering
 		}
+		time.Sleep(idlewait.ParkAfter + 500*time.Millisecond) // idle readers park
 		heap1, stack1 := settledMemory()
 		b.ReportMetric(float64(int64(heap1)-int64(heap0))/idleConns, "heap-B/conn")
 		b.ReportMetric(float64(int64(stack1)-int64(stack0))/idleConns, "stack-B/conn")

@@ -24,14 +24,19 @@ import (
 // registered, so a Poller with no connections holds no goroutine.
 type Poller struct {
 	mu      sync.Mutex
-	epfd    int // -1 while no goroutine runs
-	wakeR   int // read end of the pipe that interrupts the wait
-	wakeW   int
+	cur     *pollerRun       // nil while no goroutine runs
 	count   int              // registered handles
 	ready   map[int32]func() // by token
 	next    int32            // last token given out
-	done    chan struct{}    // closed when the current goroutine exits
 	stopped bool
+}
+
+// pollerRun is one run of the Poller's goroutine with its epoll set and
+// wake pipe, which only that goroutine closes, when it exits: fd numbers
+// are reused at once, so nobody else may act on them by number.
+type pollerRun struct {
+	epfd, wakeR, wakeW int
+	done               chan struct{} // closed when the goroutine exits
 }
 
 // Handle is one socket's registration.
@@ -54,7 +59,7 @@ const armed = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
 
 // NewPoller returns a Poller; on Linux it is never nil.
 func NewPoller() *Poller {
-	return &Poller{epfd: -1, ready: make(map[int32]func())}
+	return &Poller{ready: make(map[int32]func())}
 }
 
 // Register adds raw's socket to the Poller, disarmed: after each Arm,
@@ -67,7 +72,7 @@ func (p *Poller) Register(raw syscall.RawConn, ready func()) (*Handle, error) {
 	if p.stopped {
 		return nil, ErrStopped
 	}
-	if p.epfd < 0 {
+	if p.cur == nil {
 		if err := p.startLocked(); err != nil {
 			return nil, err
 		}
@@ -82,9 +87,9 @@ func (p *Poller) Register(raw syscall.RawConn, ready func()) (*Handle, error) {
 		}
 	}
 	h := &Handle{p: p, raw: raw, token: p.next}
-	if err := h.ctl(syscall.EPOLL_CTL_ADD, p.epfd, syscall.EPOLLONESHOT); err != nil {
+	if err := h.ctl(syscall.EPOLL_CTL_ADD, p.cur.epfd, syscall.EPOLLONESHOT); err != nil {
 		if p.count == 0 {
-			p.stopLocked()
+			p.cur.interrupt() // nothing registered: the goroutine exits
 		}
 		return nil, err
 	}
@@ -100,7 +105,7 @@ func (h *Handle) Arm() error {
 	if _, ok := h.p.ready[h.token]; !ok {
 		return ErrStopped
 	}
-	return h.ctl(syscall.EPOLL_CTL_MOD, h.p.epfd, armed)
+	return h.ctl(syscall.EPOLL_CTL_MOD, h.p.cur.epfd, armed)
 }
 
 // Close ends the registration; a ready call already on its way may still
@@ -113,11 +118,11 @@ func (h *Handle) Close() {
 		return
 	}
 	// A closed socket has left the epoll set already, and Control fails.
-	_ = h.ctl(syscall.EPOLL_CTL_DEL, p.epfd, 0)
+	_ = h.ctl(syscall.EPOLL_CTL_DEL, p.cur.epfd, 0)
 	delete(p.ready, h.token)
 	p.count--
 	if p.count == 0 {
-		p.interruptLocked()
+		p.cur.interrupt()
 	}
 }
 
@@ -143,15 +148,15 @@ func (h *Handle) ctl(op, epfd int, events uint32) error {
 func (p *Poller) Stop() {
 	p.mu.Lock()
 	p.stopped = true
-	done := p.done
-	if p.epfd >= 0 {
+	run := p.cur
+	if run != nil {
 		clear(p.ready)
 		p.count = 0
-		p.interruptLocked()
+		run.interrupt()
 	}
 	p.mu.Unlock()
-	if done != nil {
-		<-done
+	if run != nil {
+		<-run.done
 	}
 }
 
@@ -172,35 +177,32 @@ func (p *Poller) startLocked() error {
 		_ = syscall.Close(pipe[1])
 		return fmt.Errorf("idlewait: epoll_ctl of the wake pipe: %w", err)
 	}
-	p.epfd, p.wakeR, p.wakeW = epfd, pipe[0], pipe[1]
-	done := make(chan struct{})
-	p.done = done
-	go p.run(epfd, pipe[0], done)
+	run := &pollerRun{epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], done: make(chan struct{})}
+	p.cur = run
+	go p.run(run)
 	return nil
 }
 
-// stopLocked is run's exit: the fds are closed and a later Register
-// starts over.
-func (p *Poller) stopLocked() {
-	_ = syscall.Close(p.epfd)
-	_ = syscall.Close(p.wakeR)
-	_ = syscall.Close(p.wakeW)
-	p.epfd, p.wakeR, p.wakeW = -1, -1, -1
-}
-
-func (p *Poller) interruptLocked() {
-	_, _ = syscall.Write(p.wakeW, []byte{0})
+// interrupt wakes the goroutine from its wait. Called with the Poller's
+// lock held, while run is its current run, so the pipe is open.
+func (r *pollerRun) interrupt() {
+	_, _ = syscall.Write(r.wakeW, []byte{0})
 }
 
 // run waits on the epoll set and calls the ready functions, until no
-// handle is registered.
-func (p *Poller) run(epfd, wakeR int, done chan struct{}) {
-	defer close(done)
+// handle is registered; then it closes the set and the pipe.
+func (p *Poller) run(r *pollerRun) {
+	defer func() {
+		_ = syscall.Close(r.epfd)
+		_ = syscall.Close(r.wakeR)
+		_ = syscall.Close(r.wakeW)
+		close(r.done)
+	}()
 	events := make([]syscall.EpollEvent, 128)
 	var calls []func()
 	var drain [64]byte
 	for {
-		n, err := syscall.EpollWait(epfd, events, -1)
+		n, err := syscall.EpollWait(r.epfd, events, -1)
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			// Not expected with valid fds. Rather than spin, give up
 			// the set and call every registered function: their
@@ -212,7 +214,7 @@ func (p *Poller) run(epfd, wakeR int, done chan struct{}) {
 			}
 			clear(p.ready)
 			p.count = 0
-			p.stopLocked()
+			p.cur = nil
 			p.mu.Unlock()
 			for _, f := range calls {
 				f()
@@ -223,7 +225,7 @@ func (p *Poller) run(epfd, wakeR int, done chan struct{}) {
 		for _, ev := range events[:max(n, 0)] {
 			if ev.Fd == wakeToken {
 				for {
-					if k, _ := syscall.Read(wakeR, drain[:]); k <= 0 {
+					if k, _ := syscall.Read(r.wakeR, drain[:]); k <= 0 {
 						break
 					}
 				}
@@ -233,8 +235,8 @@ func (p *Poller) run(epfd, wakeR int, done chan struct{}) {
 				calls = append(calls, f)
 			}
 		}
-		if p.count == 0 && p.epfd == epfd {
-			p.stopLocked()
+		if p.count == 0 {
+			p.cur = nil // a Register from now on starts a new run
 			p.mu.Unlock()
 			return
 		}

@@ -5,6 +5,7 @@ package idlewait_test
 import (
 	"errors"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -163,5 +164,58 @@ func TestStopEndsTheGoroutineAndRefusesNewSockets(t *testing.T) {
 	h.Close() // harmless after Stop
 	if _, err := p.Register(rawOf(t, server), ready); !errors.Is(err, idlewait.ErrStopped) {
 		t.Fatalf("Register after Stop: %v, want ErrStopped", err)
+	}
+}
+
+func TestARegisterThatFailsOnAClosedSocketLeavesThePollerStoppable(t *testing.T) {
+	_, server := pair(t)
+	raw := rawOf(t, server)
+	server.Close()
+	p := idlewait.NewPoller()
+	if _, err := p.Register(raw, func() {}); err == nil {
+		t.Fatal("Register of a closed socket succeeded")
+	}
+	stopped := make(chan struct{})
+	go func() {
+		p.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop hangs after a failed Register")
+	}
+}
+
+func TestRegisteringAndClosingAtOnceNeverStrandsThePollersGoroutine(t *testing.T) {
+	p := idlewait.NewPoller()
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				_, server := pair(t)
+				raw := rawOf(t, server)
+				if i%2 == 1 {
+					server.Close() // Register fails, maybe while the goroutine starts or stops
+				}
+				if h, err := p.Register(raw, func() {}); err == nil {
+					_ = h.Arm()
+					h.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		p.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop hangs")
 	}
 }
