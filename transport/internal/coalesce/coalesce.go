@@ -5,7 +5,7 @@
 // receiver's TCP path on loopback and wakes it) is most of a delivery's
 // cost. The rule, with window W: a push to a connection written less than
 // 2W ago is held until a second push is queued and W has passed since the
-// last write, or until it has waited 2W, whichever comes first. A stream
+// last write, or until it has waited 1.5W, whichever comes first. A stream
 // slower than one push per 2W is never held; at 50 pushes/s per
 // connection and W = 20 ms a write carries two pushes (the first waits
 // ~20 ms, the second none); at 200/s it carries four. Replies, pings and
@@ -45,7 +45,9 @@ func (s *State) Push(now time.Time, queued int, w time.Duration) (writeNow, list
 			return true, false // not in a stream: no delay
 		}
 		s.held = true
-		s.dueAt.Store(now.Add(2 * w).UnixNano())
+		// 1.5W, not 2W: when the room's next message is late (a slow
+		// commit), waiting longer for it only adds to this one's delay.
+		s.dueAt.Store(now.Add(w + w/2).UnixNano())
 		list = !s.listed
 		s.listed = true
 	}

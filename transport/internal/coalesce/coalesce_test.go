@@ -27,7 +27,7 @@ func TestPushDecisions(t *testing.T) {
 	}{
 		{name: "a connection never written is written at once", queued: 1, wantNow: true},
 		{name: "a push 2W after the last write is not held", lastWrite: 2 * w, queued: 1, wantNow: true},
-		{name: "a lone push in a stream is held for 2W and listed", lastWrite: w, queued: 1, wantList: true, wantDue: 2 * w},
+		{name: "a lone push in a stream is held for 1.5W and listed", lastWrite: w, queued: 1, wantList: true, wantDue: w + w/2},
 		{name: "company a window after the last write goes at once", lastWrite: w, queued: 2, wantNow: true, wantList: true},
 		{name: "company sooner waits for the window since the last write", lastWrite: w / 2, queued: 2, wantList: true, wantDue: w / 2},
 		{name: "a second push to a held connection is not listed again", lastWrite: w / 2, held: true, queued: 2, wantDue: w / 2},
