@@ -48,16 +48,24 @@ func expectNoCall(t *testing.T, ch chan struct{}, what string) {
 	}
 }
 
-func TestARegisteredSocketIsReportedOncePerArmWhileItHasDataToRead(t *testing.T) {
-	client, server := pair(t)
+// watched registers server with a new Poller, both undone at the end of
+// the test, and returns the handle and its ready calls.
+func watched(t *testing.T, server net.Conn) (*idlewait.Handle, chan struct{}) {
+	t.Helper()
 	p := idlewait.NewPoller()
-	defer p.Stop()
+	t.Cleanup(p.Stop)
 	ch, ready := calls()
 	h, err := p.Register(rawOf(t, server), ready)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(h.Close)
+	return h, ch
+}
+
+func TestARegisteredSocketIsReportedOncePerArmWhileItHasDataToRead(t *testing.T) {
+	client, server := pair(t)
+	h, ch := watched(t, server)
 	if _, err := client.Write([]byte("hi")); err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +96,7 @@ func TestARegisteredSocketIsReportedOncePerArmWhileItHasDataToRead(t *testing.T)
 
 func TestThePeersCloseIsReportedAsReady(t *testing.T) {
 	client, server := pair(t)
-	p := idlewait.NewPoller()
-	defer p.Stop()
-	ch, ready := calls()
-	h, err := p.Register(rawOf(t, server), ready)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h, ch := watched(t, server)
 	if err := h.Arm(); err != nil {
 		t.Fatal(err)
 	}
