@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wardline/wardline/transport/engineio"
+	"github.com/wardline/wardline/transport/internal/idletest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -743,17 +744,7 @@ func TestIdleWebSocketSessionsHoldNoGoroutineAndStillEcho(t *testing.T) {
 		parseOpen(t, readText(t, conns[i]))
 		recv(t, h.opened, "OnConnection")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		extra := runtime.NumGoroutine() - base
-		if extra < n/4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d idle WebSocket sessions hold %d goroutines", n, extra)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	idletest.ExpectFewGoroutines(t, base, n, "WebSocket sessions")
 	for round := 0; round < 3; round++ {
 		for i, ws := range conns {
 			msg := fmt.Sprintf("4r%d-c%d", round, i)

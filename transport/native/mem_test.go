@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wardline/wardline/transport/internal/idletest"
 	"github.com/wardline/wardline/transport/internal/idlewait"
 	"github.com/wardline/wardline/transport/native"
 )
@@ -205,17 +206,7 @@ func TestIdleConnectionsHoldNoGoroutineAndStillAnswer(t *testing.T) {
 	}
 	// Idle workers leave within a moment (workerIdle); the readers must
 	// not be among what stays.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		extra := runtime.NumGoroutine() - base
-		if extra < n/4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d idle connections hold %d goroutines", n, extra)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	idletest.ExpectFewGoroutines(t, base, n, "connections")
 	// A parked connection wakes for its next request, and parks again.
 	for round := 0; round < 3; round++ {
 		for i, w := range conns {
