@@ -41,6 +41,7 @@ type Config struct {
 	MaxQueueMessages int
 	MaxQueueBytes    int
 	CoalesceWindow   time.Duration
+	CommitInterval   time.Duration
 }
 
 // usingDevSecret reports whether no JWT key material was configured.
@@ -138,6 +139,7 @@ func parseServe(args []string, getenv env, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxContentBytes, "max-content-bytes", 16<<10, "largest message content, in bytes of UTF-8 (too_large above)")
 	fs.IntVar(&c.MaxQueueMessages, "max-queue-messages", 1024, "frames queued for one connection before it is closed as a slow consumer (1013)")
 	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 4<<20, "bytes queued for one connection before it is closed as a slow consumer (1013)")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", 5*time.Millisecond, "embedded store: a commit begins no sooner than this after the previous one began, so appends arriving meanwhile share its fsyncs; paced only while pauses gather other appends (0: off)")
 	fs.DurationVar(&c.CoalesceWindow, "coalesce-window", 20*time.Millisecond, "W: a push to a WebSocket connection (native or Socket.IO) written less than 2W ago waits for a second push and W since the last write, or 1.5W at most, to share one write (0: every push written at once; replies never wait)")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -216,6 +216,11 @@ func TestServeAnswersHealthAndReadinessAndStopsOnSIGTERM(t *testing.T) {
 	if !bytes.Contains(metrics, []byte(`wardline_projection_checkpoint{projection="rooms"} 26`)) {
 		t.Errorf("metrics lack the rooms checkpoint:\n%s", metrics)
 	}
+	// The 26 events were written before the server started: this process
+	// has committed nothing.
+	if !bytes.Contains(metrics, []byte("wardline_store_committed_events_total 0\n")) || !bytes.Contains(metrics, []byte("wardline_store_commits_total 0\n")) {
+		t.Errorf("metrics lack the embedded store's commit counters:\n%s", metrics)
+	}
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

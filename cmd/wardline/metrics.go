@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wardline/wardline/eventstore"
+	"github.com/wardline/wardline/eventstore/bolt"
 	"github.com/wardline/wardline/projections"
 )
 
@@ -32,6 +33,20 @@ func newInstrumentedStore(s eventstore.Store, reg prometheus.Registerer) *instru
 		}),
 	}
 	reg.MustRegister(is.appendSeconds, is.appended)
+	if st, ok := s.(interface{ Stats() bolt.Stats }); ok {
+		// Events per commit is the group commit's size: the figure to watch
+		// when tuning --commit-interval.
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wardline_store_commits_total",
+				Help: "Transactions the embedded store committed (two fsyncs each).",
+			}, func() float64 { return float64(st.Stats().Commits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wardline_store_committed_events_total",
+				Help: "Events the embedded store committed, over all its writers.",
+			}, func() float64 { return float64(st.Stats().Events) }),
+		)
+	}
 	return is
 }
 

@@ -85,7 +85,7 @@ func openStore(ctx context.Context, c Config) (eventstore.Store, error) {
 	var s eventstore.Store
 	switch kind {
 	case storeEmbedded:
-		s, err = bolt.Open(ctx, c.DataDir)
+		s, err = bolt.Open(ctx, c.DataDir, bolt.WithCommitInterval(c.CommitInterval))
 		if errors.Is(err, eventstore.ErrLocked) {
 			return nil, fmt.Errorf("data dir %s is in use by another wardline process (stop it first, or use a shared store): %w", c.DataDir, err)
 		}

@@ -42,6 +42,9 @@ type options struct {
 	initialMmapSize  int
 	allocSize        int
 	indexFlushEvents int
+	commitInterval   time.Duration
+	// pause replaces the writer's timed pause in internal tests.
+	pause func(d time.Duration, quit <-chan struct{})
 }
 
 func (o *options) setDefaults() {
@@ -94,3 +97,15 @@ func WithInitialMmapSize(bytes int) Option { return func(o *options) { o.initial
 // in memory before writing them to the on-disk indexes (see index.go). It
 // bounds the log replay at Open as well as the memory.
 func WithIndexFlushEvents(n int) Option { return func(o *options) { o.indexFlushEvents = n } }
+
+// WithCommitInterval paces commits: a commit begins no sooner than d after
+// the previous one began, so that appends arriving in between share its
+// fsyncs, as long as pausing gathers company (see pacer). Off (0) by
+// default: it adds up to d to an append's latency, which pays only when
+// appends arrive from independent callers faster than commits complete.
+func WithCommitInterval(d time.Duration) Option { return func(o *options) { o.commitInterval = d } }
+
+// withPause replaces the writer's timed pause (internal tests).
+func withPause(f func(d time.Duration, quit <-chan struct{})) Option {
+	return func(o *options) { o.pause = f }
+}

@@ -75,6 +75,7 @@ type Store struct {
 	queue      []*request
 	closing    bool
 	wake       chan struct{} // capacity 1: "the queue may be non-empty"
+	quit       chan struct{} // closed by Close: ends a paced pause
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -158,6 +159,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		path:       path,
 		opts:       o,
 		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
@@ -609,6 +611,7 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		s.closing = true
 		s.mu.Unlock()
+		close(s.quit)
 		s.signal()
 		<-s.writerDone
 		s.notify()

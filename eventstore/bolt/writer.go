@@ -131,8 +131,15 @@ func (s *Store) run() {
 	defer close(s.writerDone)
 	var batch []*request
 	last := 0 // requests in the previous batch
+	pace := pacer{interval: s.opts.commitInterval}
+	var began time.Time // of the previous commit
 	for range s.wake {
 		for {
+			if pace.interval > 0 && s.queued() > 0 {
+				if d := pace.delay(time.Since(began)); d > 0 {
+					pace.paused(s.pause(d))
+				}
+			}
 			s.regroup(last)
 			var closing bool
 			batch, closing = s.take(batch[:0])
@@ -143,10 +150,30 @@ func (s *Store) run() {
 				}
 				break
 			}
+			began = time.Now()
 			s.commit(batch)
 			clear(batch) // drop references to answered requests
 		}
 	}
+}
+
+// pause waits d before the next batch (commit pacing) and reports whether
+// requests arrived meanwhile. Close ends it at once; that is no verdict on
+// pacing, so it reports true.
+func (s *Store) pause(d time.Duration) (company bool) {
+	before := s.queued()
+	if s.opts.pause != nil {
+		s.opts.pause(d, s.quit)
+	} else {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.quit:
+			t.Stop()
+			return true
+		}
+	}
+	return s.queued() > before
 }
 
 // regroup gives the callers just answered a moment to queue their next
