@@ -30,6 +30,10 @@ const crashDirEnv = "WARDLINE_BOLT_CRASH_DIR"
 // and only in memory (rebuilt from the log at Open).
 const crashIndexFlush = 100
 
+// crashFlushChunk spreads each flush over several commits, so that a crash
+// can also come between them.
+const crashFlushChunk = 16
+
 const crashLarge = 9000
 
 // crashData is the body every crash-test event carries, derived from its ID
@@ -51,7 +55,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // bounded even if nobody kills us
 	defer cancel()
-	s, err := bolt.Open(ctx, dir, bolt.WithIndexFlushEvents(crashIndexFlush))
+	s, err := bolt.Open(ctx, dir, bolt.WithIndexFlushEvents(crashIndexFlush), bolt.WithFlushChunk(crashFlushChunk))
 	if err != nil {
 		fmt.Printf("ERR open: %v\n", err)
 		os.Exit(2)
@@ -224,7 +228,7 @@ func runChild(t *testing.T, dir string, killAfter int) map[string]acked {
 func verifyStore(t *testing.T, dir string, want map[string]acked) string {
 	t.Helper()
 	ctx := t.Context()
-	s, err := bolt.Open(ctx, dir, bolt.WithIndexFlushEvents(crashIndexFlush))
+	s, err := bolt.Open(ctx, dir, bolt.WithIndexFlushEvents(crashIndexFlush), bolt.WithFlushChunk(crashFlushChunk))
 	if err != nil {
 		t.Fatalf("reopen after kill: %v", err)
 	}

@@ -44,11 +44,13 @@
 // which "streams" and "ids" are complete.
 //
 // Only the log is written with every commit. The index entries of recent
-// events stay in memory and are written in bulk, sorted, every
-// DefaultIndexFlushEvents events, inside a later group commit: writing them
-// per commit dirtied one B+tree page per stream touched and tripled the
-// bytes each fsync had to flush. Nothing durable depends on the lazy part:
-// Open rebuilds it from the log after "indexed".
+// events stay in memory; every DefaultIndexFlushEvents events they are
+// frozen and written sorted, a chunk with each of the following group
+// commits (flush.go): writing them per commit dirtied one B+tree page per
+// stream touched and tripled the bytes each fsync had to flush, and writing
+// a whole generation in one commit stalled every append for ~200 ms.
+// Nothing durable depends on the lazy part: Open rebuilds it from the log
+// after "indexed".
 //
 // # bbolt options
 //

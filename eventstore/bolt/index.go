@@ -10,8 +10,9 @@ import (
 // group commit dirties one B+tree page per stream touched (a stream's
 // entries sit together, far from other streams'), which tripled the pages
 // and the fsync'd bytes of a commit. Instead the writer keeps the index
-// entries of recent events in memory and writes them in bulk, in the same
-// transaction as a later batch, once DefaultIndexFlushEvents have piled up.
+// entries of recent events in memory and, once DefaultIndexFlushEvents have
+// piled up, writes them sorted, a chunk in the transaction of each of the
+// following batches (flushPlan).
 // The log is always written with its commit, so nothing durable depends on
 // the lazy part: Open rebuilds it by replaying the log after the "indexed"
 // marker (a few tens of thousands of events at most).
@@ -81,20 +82,7 @@ func lowerHex(c byte) (byte, bool) {
 }
 
 // String returns the canonical form k was parsed from.
-func (k uuidKey) String() string {
-	const digits = "0123456789abcdef"
-	var b [36]byte
-	n := 0
-	for i, c := range k {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[n] = '-'
-			n++
-		}
-		b[n], b[n+1] = digits[c>>4], digits[c&0xf]
-		n += 2
-	}
-	return string(b[:])
-}
+func (k uuidKey) String() string { return string(appendCanonical(make([]byte, 0, 36), k)) }
 
 // id returns the position of event ID id in g.
 func (g *generation) id(id string) (eventstore.Position, bool) {
@@ -154,6 +142,7 @@ type memIndex struct {
 	mu       sync.RWMutex
 	active   *generation
 	flushing *generation // being written to disk; nil when none
+	plan     *flushPlan  // the writer's progress with flushing
 }
 
 // position returns the position of stream's version from memory; the
@@ -221,24 +210,26 @@ func (m *memIndex) publish(staged *generation) {
 }
 
 // startFlush makes the active generation the flushing one if it is big
-// enough and no flush is pending, and returns the generation to write (nil
-// for none). A flush whose transaction was rolled back is returned again.
-func (m *memIndex) startFlush(threshold int) *generation {
-	if m.flushing != nil {
-		return m.flushing
+// enough and no flush is under way, and returns the plan that writes the
+// flushing generation (nil for none).
+func (m *memIndex) startFlush(threshold int) *flushPlan {
+	if m.plan != nil {
+		return m.plan
 	}
 	if m.active.events < threshold {
 		return nil
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.flushing, m.active = m.active, newGeneration(threshold)
-	return m.flushing
+	m.mu.Unlock()
+	m.plan = newFlushPlan(m.flushing)
+	return m.plan
 }
 
-// endFlush drops the flushed generation once its transaction committed.
+// endFlush drops the flushed generation once the transaction that wrote its
+// last entries committed.
 func (m *memIndex) endFlush() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.flushing = nil
+	m.flushing, m.plan = nil, nil
 }

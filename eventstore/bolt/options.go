@@ -43,6 +43,7 @@ type options struct {
 	allocSize        int
 	indexFlushEvents int
 	commitInterval   time.Duration
+	flushChunk       int // fewest index entries a commit writes during a flush
 	// pause replaces the writer's timed pause in internal tests.
 	pause func(d time.Duration, quit <-chan struct{})
 }
@@ -71,6 +72,9 @@ func (o *options) setDefaults() {
 	}
 	if o.indexFlushEvents <= 0 {
 		o.indexFlushEvents = DefaultIndexFlushEvents
+	}
+	if o.flushChunk <= 0 {
+		o.flushChunk = flushChunkEntries
 	}
 }
 
@@ -109,3 +113,7 @@ func WithCommitInterval(d time.Duration) Option { return func(o *options) { o.co
 func withPause(f func(d time.Duration, quit <-chan struct{})) Option {
 	return func(o *options) { o.pause = f }
 }
+
+// withFlushChunk sets the fewest index entries a commit writes while a
+// generation is flushed, so that tests spread a flush over many commits.
+func withFlushChunk(n int) Option { return func(o *options) { o.flushChunk = n } }

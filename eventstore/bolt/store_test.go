@@ -52,6 +52,14 @@ func TestContractWithFrequentIndexFlushes(t *testing.T) {
 	}
 }
 
+// A flush of a generation written a few entries per commit leaves the
+// indexes half on disk, half in memory, between commits.
+func TestContractWithIndexFlushesSpreadOverCommits(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) eventstore.Store {
+		return openStore(t, "", bolt.WithIndexFlushEvents(5), bolt.WithFlushChunk(1))
+	})
+}
+
 func TestOpen(t *testing.T) {
 	t.Run("a second open of the same dir fails quickly with ErrLocked", func(t *testing.T) {
 		dir := t.TempDir()

@@ -1,14 +1,11 @@
 package bolt
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
-	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -320,9 +317,14 @@ func (s *Store) tryCommit(requests []*request) (*request, error) {
 	if !appended && !wroteMeta {
 		return nil, tx.Rollback() // only refusals and retries: nothing to sync
 	}
-	flushing := s.mem.startFlush(s.opts.indexFlushEvents)
-	if flushing != nil {
-		if err := writeIndex(tx, flushing); err != nil {
+	// A generation of index entries being flushed gets a chunk of its
+	// entries written with this commit (flush.go).
+	plan := s.mem.startFlush(s.opts.indexFlushEvents)
+	var flushedTo flushCursor
+	flushed := false
+	if plan != nil {
+		flushedTo, flushed, err = plan.write(tx, flushChunk(s.opts.flushChunk, int(t.next-s.w.next)))
+		if err != nil {
 			_ = tx.Rollback()
 			return nil, err
 		}
@@ -335,12 +337,15 @@ func (s *Store) tryCommit(requests []*request) (*request, error) {
 	if len(s.w.versions) > maxCachedStreams {
 		s.w.versions = make(map[string]uint64)
 	}
-	if flushing != nil {
+	if plan != nil {
+		plan.at = flushedTo
+	}
+	if flushed {
 		// The streams whose entries leave memory keep their version in
 		// the cache. The ones still in memory (this transaction's among
 		// them, published below) are found there first: caching them
 		// too held every recently written stream twice.
-		for stream, tl := range flushing.streams {
+		for stream, tl := range plan.g.streams {
 			if _, ok := s.mem.active.streams[stream]; !ok {
 				s.w.versions[stream] = tl.last()
 			}
@@ -358,62 +363,6 @@ func (s *Store) tryCommit(requests []*request) (*request, error) {
 		s.notify()
 	}
 	return nil, nil
-}
-
-// writeIndex writes a generation of index entries to the on-disk indexes
-// and moves the "indexed" marker past them. Keys go in sorted: bbolt splits
-// nodes only at commit, so unsorted inserts into one leaf shift its growing
-// entry slice every time (the profile showed 75% of the writer's CPU in that
-// memmove before sorting).
-func writeIndex(tx *bbolt.Tx, g *generation) error {
-	streamsB, idsB := tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
-	idsB.FillPercent = 0.9 // UUIDv7 IDs arrive nearly in order
-	streams := make([]string, 0, len(g.streams))
-	size := 8 * g.idCount()
-	for stream, t := range g.streams {
-		streams = append(streams, stream)
-		size += len(t.positions) * (uvarintLen(uint64(len(stream))) + len(stream) + 16)
-	}
-	// Sort by the key encoding (length first), not by the name.
-	slices.SortFunc(streams, func(a, b string) int {
-		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
-	})
-	// Keys and values must stay valid until the commit: one array for all.
-	buf := make([]byte, 0, size)
-	for _, stream := range streams {
-		t := g.streams[stream]
-		for i, p := range t.positions {
-			start := len(buf)
-			buf = streamKey(buf, stream, t.first+uint64(i))
-			k := buf[start:len(buf):len(buf)]
-			start = len(buf)
-			buf = positionKey(buf, p)
-			if err := streamsB.Put(k, buf[start:len(buf):len(buf)]); err != nil {
-				return fmt.Errorf("bolt: index stream %q: %w", stream, err)
-			}
-		}
-	}
-	type idEntry struct {
-		id  string
-		pos eventstore.Position
-	}
-	ids := make([]idEntry, 0, g.idCount())
-	for k, p := range g.ids {
-		ids = append(ids, idEntry{k.String(), p})
-	}
-	for id, p := range g.otherIDs {
-		ids = append(ids, idEntry{id, p})
-	}
-	slices.SortFunc(ids, func(a, b idEntry) int { return strings.Compare(a.id, b.id) })
-	for _, e := range ids {
-		id := e.id
-		start := len(buf)
-		buf = positionKey(buf, e.pos)
-		if err := idsB.Put([]byte(id), buf[start:len(buf):len(buf)]); err != nil {
-			return fmt.Errorf("bolt: index event %s: %w", id, err)
-		}
-	}
-	return tx.Bucket(bucketMeta).Put(keyIndexed, positionKey(nil, g.through))
 }
 
 // version returns the current version of stream as of the requests before

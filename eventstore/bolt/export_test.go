@@ -1,0 +1,5 @@
+package bolt
+
+// WithFlushChunk lets the external tests spread an index flush over many
+// commits.
+var WithFlushChunk = withFlushChunk
