@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -66,6 +67,12 @@ type Config struct {
 	// with HTTP 403 {"code":4,"message":"Forbidden"}; the error text is not
 	// sent. Origin and cookie checks go here.
 	AllowRequest func(r *http.Request) error
+	// KeepHandshake, if set, picks what a session keeps of its handshake
+	// request for Socket.Header and Socket.Query (nil for nothing). By
+	// default a session keeps a copy of all the request's headers and its
+	// whole query for its lifetime: a browser's handshake carries 1-2 KB of
+	// headers, most of them of no use once the session is open.
+	KeepHandshake func(r *http.Request) (http.Header, url.Values)
 	// OnConnection is called once per new session, before any of its
 	// messages is delivered; it must register the socket's callbacks
 	// (OnMessage, OnClose) before returning. It must not block.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -762,5 +763,26 @@ func TestIdleWebSocketSessionsHoldNoGoroutineAndStillEcho(t *testing.T) {
 		ws.Close()
 		recv(t, h.closed, "close")
 		closes++
+	}
+}
+
+func TestASessionKeepsOnlyWhatKeepHandshakePickedOfItsRequest(t *testing.T) {
+	h := newHarness(t, false, func(c *engineio.Config) {
+		c.KeepHandshake = func(r *http.Request) (http.Header, url.Values) {
+			return http.Header{"Cookie": r.Header.Values("Cookie")}, nil
+		}
+	})
+	hdr := http.Header{"Cookie": {"a=1"}, "X-Other": {"dropped"}}
+	ws, resp, err := websocket.DefaultDialer.Dial(h.wsURL("EIO=4&transport=websocket&x=1"), hdr)
+	if err != nil {
+		t.Fatalf("dial: %v (response %v)", err, resp)
+	}
+	defer ws.Close()
+	s := recv(t, h.opened, "OnConnection")
+	if got := s.Header(); len(got) != 1 || got.Get("Cookie") != "a=1" {
+		t.Errorf("Header() = %v, want only the cookie", got)
+	}
+	if q := s.Query(); q != nil {
+		t.Errorf("Query() = %v, want nil", q)
 	}
 }

@@ -69,6 +69,7 @@ type Socket struct {
 	deliverMu sync.Mutex
 	onMessage func(data []byte, binary bool)
 	onClose   func(reason error)
+	onStop    func() // guarded by mu; taken when the socket stops being open
 
 	mu        sync.Mutex
 	state     socketState
@@ -80,25 +81,27 @@ type Socket struct {
 	// rest is the unwritten end of a shared writer's batch whose socket
 	// was full; the waiting writer (writeLoop) writes it first. Only the
 	// socket's current writer touches it.
-	rest         *wsframe.Writer
-	hold         coalesce.State  // CoalesceWindow, WebSocket only
-	urgent       bool            // a packet that is not a push is being queued
-	probe        *websocket.Conn // a WebSocket in the upgrade probe phase
-	probedAt     time.Time       // when the probe ping arrived; zero if none
-	queue        []item
-	queueBytes   int
-	spare        []item
-	writerOn     bool       // a writer goroutine owns the WebSocket's write side
-	writeSealed  bool       // the close frame is written: no writer may start
-	writerIdle   sync.Cond  // signalled (on mu) when a writer goroutine exits
-	polling      bool       // a long-polling GET is waiting
-	posting      bool       // a long-polling POST is being processed
-	closeReply   packetType // what a waiting GET answers when the session ends
-	lingerReply  bool       // a GET racing the client's close still gets closeReply
-	awaitingPong bool
-	heartbeatDue time.Time
-	heartbeat    *time.Timer
-	graceTimer   *time.Timer
+	rest          *wsframe.Writer
+	hold          coalesce.State  // CoalesceWindow, WebSocket only
+	urgent        bool            // a packet that is not a push is being queued
+	probe         *websocket.Conn // a WebSocket in the upgrade probe phase
+	probedAt      time.Time       // when the probe ping arrived; zero if none
+	queue         []item
+	queueBytes    int
+	inflight      int // items a writer that may wait took and has not written
+	inflightBytes int
+	spare         []item
+	writerOn      bool       // a writer goroutine owns the WebSocket's write side
+	writeSealed   bool       // the close frame is written: no writer may start
+	writerIdle    sync.Cond  // signalled (on mu) when a writer goroutine exits
+	polling       bool       // a long-polling GET is waiting
+	posting       bool       // a long-polling POST is being processed
+	closeReply    packetType // what a waiting GET answers when the session ends
+	lingerReply   bool       // a GET racing the client's close still gets closeReply
+	awaitingPong  bool
+	heartbeatDue  time.Time
+	heartbeat     *time.Timer
+	graceTimer    *time.Timer
 
 	// wmu orders the writer's frames, which bypass gorilla's write lock,
 	// against the control frames the reader answers with (pong, the close
@@ -119,13 +122,16 @@ func newSocket(srv *Server, r *http.Request, id string, t transportKind) *Socket
 		srv:        srv,
 		id:         id,
 		remoteAddr: r.RemoteAddr,
-		header:     r.Header.Clone(),
-		query:      r.URL.Query(),
 		state:      stateOpen,
 		transport:  t,
 		closeReply: packetClose,
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
+	}
+	if keep := srv.cfg.KeepHandshake; keep != nil {
+		s.header, s.query = keep(r)
+	} else {
+		s.header, s.query = r.Header.Clone(), r.URL.Query()
 	}
 	s.writerIdle.L = &s.mu
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -138,10 +144,12 @@ func (s *Socket) ID() string { return s.id }
 // RemoteAddr is the network address of the handshake request.
 func (s *Socket) RemoteAddr() string { return s.remoteAddr }
 
-// Header is a copy of the handshake request's headers. Do not modify it.
+// Header is a copy of the handshake request's headers (those
+// Config.KeepHandshake kept, if set). Do not modify it.
 func (s *Socket) Header() http.Header { return s.header }
 
-// Query is the handshake request's query. Do not modify it.
+// Query is the handshake request's query (what Config.KeepHandshake kept,
+// if set). Do not modify it.
 func (s *Socket) Query() url.Values { return s.query }
 
 // Transport is the active transport: "polling" or "websocket".
@@ -169,6 +177,33 @@ func (s *Socket) OnClose(fn func(reason error)) {
 	s.deliverMu.Lock()
 	s.onClose = fn
 	s.deliverMu.Unlock()
+}
+
+// OnStop registers fn to run once when the socket stops being open (Close
+// was called or the session failed), just after Context is cancelled and
+// before the close callback. It runs on the goroutine that stopped the
+// socket and must not block or call the socket's methods. It lets an owner
+// end contexts of its own at that moment without deriving them from
+// Context, which would cost every session a channel and a map for its
+// whole life.
+func (s *Socket) OnStop(fn func()) {
+	s.mu.Lock()
+	open := s.state == stateOpen
+	if open {
+		s.onStop = fn
+	}
+	s.mu.Unlock()
+	if !open {
+		fn()
+	}
+}
+
+// takeOnStopLocked returns the OnStop callback the first time it is
+// called (nil after), with mu held.
+func (s *Socket) takeOnStopLocked() func() {
+	fn := s.onStop
+	s.onStop = nil
+	return fn
 }
 
 // Context is cancelled as soon as the socket stops being open (Close was
@@ -246,7 +281,7 @@ func (s *Socket) enqueue(it item, binary [][]byte, push bool) error {
 		return ErrClosed
 	}
 	cfg := &s.srv.cfg
-	if len(s.queue)+1+len(binary) > cfg.MaxQueueMessages || s.queueBytes+size > cfg.MaxQueueBytes {
+	if len(s.queue)+s.inflight+1+len(binary) > cfg.MaxQueueMessages || s.queueBytes+s.inflightBytes+size > cfg.MaxQueueBytes {
 		s.mu.Unlock()
 		s.abort(ErrQueueFull)
 		return ErrQueueFull
@@ -342,6 +377,7 @@ func (s *Socket) Close(reason error) {
 	s.state = stateClosing
 	s.closeErr = reason
 	s.cancel()
+	stop := s.takeOnStopLocked()
 	s.stopHeartbeatLocked()
 	if s.transport == transportWebSocket {
 		s.startWriterLocked()
@@ -350,6 +386,9 @@ func (s *Socket) Close(reason error) {
 		s.signal()
 	}
 	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // abort ends the session at once: the queue is dropped, the transport is
@@ -366,7 +405,14 @@ func (s *Socket) abort(reason error) {
 	}
 	s.aborted.Store(true)
 	s.cancel()
+	stop := s.takeOnStopLocked()
 	s.stopHeartbeatLocked()
+	if s.ws != nil {
+		// A write blocked on a full socket (a slow consumer's, which is
+		// why the queue overflowed) would hold the close for the whole
+		// WriteTimeout; what it was writing is dropped anyway.
+		_ = s.ws.NetConn().SetWriteDeadline(time.Now())
+	}
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
 	}
@@ -389,6 +435,9 @@ func (s *Socket) abort(reason error) {
 	linger := finalizeHere && !s.polling && s.closeReply == packetNoop
 	s.lingerReply = linger
 	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	if linger {
 		time.AfterFunc(closeReplyGrace, func() { s.srv.remove(s) })
 	} else {

@@ -30,7 +30,10 @@ const maxKeptReadBuffer = 16 << 10
 func (s *Socket) writeLoop(conn *websocket.Conn) {
 	defer s.srv.wg.Done()
 	if s.rest != nil {
-		if err := s.writeRest(conn); errors.Is(err, os.ErrDeadlineExceeded) {
+		s.setInflight(s.rest.Len(), 0)
+		err := s.writeRest(conn)
+		s.setInflight(0, 0)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.abort(fmt.Errorf("%w: %w", ErrWriteTimeout, err))
 		} else if err != nil {
 			s.abort(fmt.Errorf("%w: write: %v", ErrTransportClosed, err))
@@ -69,10 +72,12 @@ func (s *Socket) writeLoop(conn *websocket.Conn) {
 			s.mu.Unlock()
 			return
 		}
-		batch := s.takeQueueLocked()
+		batch, n := s.takeQueueBytesLocked()
+		s.inflight, s.inflightBytes = len(batch), n
 		s.mu.Unlock()
 
 		err := s.writeBatch(conn, batch)
+		s.setInflight(0, 0)
 		s.recycle(batch)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.abort(fmt.Errorf("%w: %w", ErrWriteTimeout, err))
@@ -150,13 +155,30 @@ func (s *Socket) writeNow(conn *websocket.Conn) (again bool) {
 
 // takeQueueLocked takes the queued items as the next batch.
 func (s *Socket) takeQueueLocked() []item {
+	batch, _ := s.takeQueueBytesLocked()
+	return batch
+}
+
+// takeQueueBytesLocked is takeQueueLocked that also returns the batch's
+// bytes.
+func (s *Socket) takeQueueBytesLocked() ([]item, int) {
 	if s.srv.cfg.CoalesceWindow > 0 {
 		s.hold.Written(time.Now()) // held pushes go out with this batch
 	}
-	batch := s.queue
+	batch, n := s.queue, s.queueBytes
 	s.queue, s.spare = s.spare[:0], nil
 	s.queueBytes = 0
-	return batch
+	return batch, n
+}
+
+// setInflight records what a writer that may wait holds (items and bytes
+// taken from the queue, not yet written): the queue bound counts them, or
+// a client that stopped reading would be found out only after its writer
+// had waited WriteTimeout, with a full queue's worth more behind it.
+func (s *Socket) setInflight(items, bytes int) {
+	s.mu.Lock()
+	s.inflight, s.inflightBytes = items, bytes
+	s.mu.Unlock()
 }
 
 // recycle keeps a written batch's slice as the next spare (unless it grew

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/wardline/wardline/domain"
@@ -87,6 +88,29 @@ func (g *Gateway) handshakeRequest(ctx context.Context, h http.Header, q url.Val
 	}
 	r := (&http.Request{Method: http.MethodGet, URL: u, Header: h, RemoteAddr: addr}).WithContext(ctx)
 	return r
+}
+
+// keepHandshake keeps, of a Socket.IO session's handshake request, only
+// the credentials a later namespace CONNECT without an auth token is
+// authenticated with (handshakeRequest): the Authorization and Cookie
+// headers and, when allowed, ?token=.
+func (g *Gateway) keepHandshake(r *http.Request) (http.Header, url.Values) {
+	var h http.Header
+	for _, name := range [...]string{"Authorization", "Cookie"} {
+		if v := r.Header.Values(name); len(v) > 0 {
+			if h == nil {
+				h = make(http.Header, 2)
+			}
+			h[name] = slices.Clone(v)
+		}
+	}
+	var q url.Values
+	if g.cfg.AllowQueryToken {
+		if v := r.URL.Query()["token"]; len(v) > 0 {
+			q = url.Values{"token": v}
+		}
+	}
+	return h, q
 }
 
 func (g *Gateway) newSession(id string, claims auth.Claims, transport, addr string) *session {

@@ -196,6 +196,7 @@ func (g *Gateway) newSocketIO() error {
 			MaxQueueMessages: g.cfg.MaxQueueMessages, MaxQueueBytes: g.cfg.MaxQueueBytes,
 			CoalesceWindow: g.cfg.CoalesceWindow,
 			AllowRequest:   g.origin.Check,
+			KeepHandshake:  g.keepHandshake,
 		},
 	})
 	if err != nil {

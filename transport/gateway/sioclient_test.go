@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,14 @@ func (h *harness) sioURL() string {
 // any Socket.IO CONNECT, with its open packet read.
 func (h *harness) dialSocketIO() *sioClient {
 	h.t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial(h.sioURL(), nil)
+	return h.dialSocketIOWith(nil, "")
+}
+
+// dialSocketIOWith is dialSocketIO with handshake headers and extra query
+// parameters (query: "&k=v...").
+func (h *harness) dialSocketIOWith(header http.Header, query string) *sioClient {
+	h.t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(h.sioURL()+query, header)
 	if err != nil {
 		h.t.Fatal(err)
 	}

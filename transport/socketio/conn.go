@@ -36,7 +36,10 @@ type Conn struct {
 
 func newConn(cl *client, ns *Namespace) *Conn {
 	c := &Conn{id: newID(), ns: ns, cl: cl}
-	c.ctx, c.cancel = context.WithCancel(cl.eio.Context())
+	// Not derived from the Engine.IO session's context, which would then
+	// allocate a done channel and a children map (~250 bytes of every idle
+	// connection): client.onStop cancels it when the session stops.
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.state.Store(connConnecting)
 	return c
 }

@@ -116,6 +116,7 @@ func (s *Server) onEngineConnection(es *engineio.Socket) {
 	cl := &client{srv: s, eio: es, conns: make(map[string]*Conn)}
 	es.OnMessage(cl.onMessage)
 	es.OnClose(cl.onClose)
+	es.OnStop(cl.onStop)
 	cl.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, cl.onConnectTimeout)
 }
 
@@ -230,6 +231,17 @@ func (cl *client) onConnectTimeout() {
 	cl.mu.Unlock()
 	if idle {
 		cl.fail(ErrConnectTimeout)
+	}
+}
+
+// onStop ends the contexts of the client's namespace connections as soon
+// as the Engine.IO session stops being open: a handler waiting on one must
+// return before the session's close callback (onClose) can run.
+func (cl *client) onStop() {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, c := range cl.conns {
+		c.cancel()
 	}
 }
 
