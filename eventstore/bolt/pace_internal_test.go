@@ -171,3 +171,33 @@ func TestCloseEndsAPausedCommitAndCommitsWhatWaited(t *testing.T) {
 		t.Fatalf("%d commits, want 2", st.Commits)
 	}
 }
+
+func TestAPausedCommitGoesAsSoonAsEnoughAppendsAreQueued(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), WithCommitInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := appendOne(ctx, s, "first", 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, pauseEnough)
+	for i := range pauseEnough { // the first pauses the writer for an hour
+		go func() { done <- appendOne(ctx, s, fmt.Sprintf("burst-%d", i), 0) }()
+	}
+	guard := time.After(10 * time.Second)
+	for range pauseEnough {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-guard:
+			t.Fatal("the burst waited out the commit interval")
+		}
+	}
+	if st := s.Stats(); st.Commits != 2 {
+		t.Fatalf("%d commits, want 2: the first append's, then the whole burst's", st.Commits)
+	}
+}

@@ -76,6 +76,7 @@ type Store struct {
 	closing    bool
 	wake       chan struct{} // capacity 1: "the queue may be non-empty"
 	quit       chan struct{} // closed by Close: ends a paced pause
+	enough     chan struct{} // capacity 1: pauseEnough requests are queued
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -160,6 +161,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		opts:       o,
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
+		enough:     make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
