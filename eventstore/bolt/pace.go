@@ -13,7 +13,7 @@ const maxPaceBackoff = 1024
 // company. A pause that gathered nothing (a caller that appends again only
 // once answered, so nobody else was coming) switches pacing off for 1, 2,
 // 4, ... up to maxPaceBackoff commits; a pause that gathered a request
-// resets that.
+// resets that. A pause also ends once pauseEnough requests are queued.
 //
 // Why: on a disk with fast fsyncs the writer commits each of a few hundred
 // appends per second alone. Each commit costs two fsyncs, and each fsync
