@@ -265,26 +265,16 @@ func TestShutdownClosesWebSocketsWith1001(t *testing.T) {
 
 func TestDeletingABrowserSessionClosesItsSockets(t *testing.T) {
 	h := newHarness(t, nil)
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/v1/sessions", nil)
-	req.Header.Set("Authorization", "Bearer "+h.nurse("alice"))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || len(res.Cookies()) != 1 {
-		t.Fatalf("POST /api/v1/sessions: %d, cookies %v", res.StatusCode, res.Cookies())
-	}
-	cookie := res.Cookies()[0]
+	cookie := h.sessionCookie(t, h.nurse("alice"))
 	c, _, err := h.dialNative(http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.waitPush("connected", nil)
 
-	req, _ = http.NewRequest(http.MethodDelete, h.srv.URL+"/api/v1/sessions", nil)
+	req, _ := http.NewRequest(http.MethodDelete, h.srv.URL+"/api/v1/sessions", nil)
 	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-	res, err = http.DefaultClient.Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,8 @@ func TestASocketIOConnectWithoutATokenUsesTheHandshakesCredentials(t *testing.T)
 			return http.Header{"Authorization": {"Bearer " + h.nurse("alice")}}, ""
 		}, true},
 		{"a browser session cookie", nil, func(h *harness) (http.Header, string) {
-			return http.Header{"Cookie": {h.sessionCookie(t, h.nurse("alice"))}}, ""
+			ck := h.sessionCookie(t, h.nurse("alice"))
+			return http.Header{"Cookie": {ck.Name + "=" + ck.Value}}, ""
 		}, true},
 		{"?token= when query tokens are allowed", allowQuery, func(h *harness) (http.Header, string) {
 			return nil, "&token=" + h.nurse("alice")
@@ -60,8 +61,8 @@ func TestASocketIOConnectWithoutATokenUsesTheHandshakesCredentials(t *testing.T)
 }
 
 // sessionCookie exchanges token for a browser session cookie
-// (POST /api/v1/sessions) and returns it as a Cookie header value.
-func (h *harness) sessionCookie(t *testing.T, token string) string {
+// (POST /api/v1/sessions).
+func (h *harness) sessionCookie(t *testing.T, token string) *http.Cookie {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/v1/sessions", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -73,6 +74,5 @@ func (h *harness) sessionCookie(t *testing.T, token string) string {
 	if res.StatusCode != http.StatusOK || len(res.Cookies()) != 1 {
 		t.Fatalf("POST /api/v1/sessions: %d, cookies %v", res.StatusCode, res.Cookies())
 	}
-	ck := res.Cookies()[0]
-	return ck.Name + "=" + ck.Value
+	return res.Cookies()[0]
 }
