@@ -240,6 +240,8 @@ func (cl *client) onConnectTimeout() {
 func (cl *client) onStop() {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	// No CONNECT is taken from now on: its context would miss this.
+	cl.closed = true
 	for _, c := range cl.conns {
 		c.cancel()
 	}
