@@ -42,21 +42,27 @@ type Conn struct {
 	session atomic.Pointer[Session]
 	abort   atomic.Bool // stop writing queued frames: slow consumer
 
-	mu        sync.Mutex
-	queue     [][]byte
-	spare     [][]byte       // the other half of the double buffer
-	queued    int            // bytes in queue
-	writing   bool           // a writer goroutine is running
-	hold      coalesce.State // CoalesceWindow
-	inHandler bool           // the reader is in a hook whose reply is owed
-	urgent    bool           // a reply is being queued: its writer goes first
-	owed      int            // replies of Pending requests not yet written
-	authed    bool
-	pingDue   bool
-	closeReq  *closeRequest
-	closeSent bool
-	closed    bool // the reader has exited; nothing more is sent
-	broken    bool // a write failed; the reader is about to fail too
+	mu     sync.Mutex
+	queue  [][]byte
+	spare  [][]byte // the other half of the double buffer
+	queued int      // bytes in queue
+	// inflight and inflightBytes count the batch a writer that may wait
+	// (writeLoop) took and has not written. The queue bound counts them:
+	// a client that stopped reading would otherwise get a second queue's
+	// worth while its writer waits on the full socket.
+	inflight      int
+	inflightBytes int
+	writing       bool           // a writer goroutine is running
+	hold          coalesce.State // CoalesceWindow
+	inHandler     bool           // the reader is in a hook whose reply is owed
+	urgent        bool           // a reply is being queued: its writer goes first
+	owed          int            // replies of Pending requests not yet written
+	authed        bool
+	pingDue       bool
+	closeReq      *closeRequest
+	closeSent     bool
+	closed        bool // the reader has exited; nothing more is sent
+	broken        bool // a write failed; the reader is about to fail too
 	// writeTimedOut: the failed write hit the write deadline (the client
 	// stopped reading).
 	writeTimedOut bool
@@ -291,7 +297,8 @@ func (c *Conn) fitsLocked(n int) bool {
 	cfg := &c.srv.cfg
 	// A single frame larger than the byte bound still goes through an
 	// empty queue, or it could never be sent at all.
-	return len(c.queue) < cfg.SendQueueMessages && (len(c.queue) == 0 || c.queued+n <= cfg.SendQueueBytes)
+	held := len(c.queue) + c.inflight
+	return held < cfg.SendQueueMessages && (held == 0 || c.queued+c.inflightBytes+n <= cfg.SendQueueBytes)
 }
 
 func (c *Conn) enqueueLocked(frame []byte) {
@@ -438,11 +445,19 @@ func (c *Conn) takeQueueLocked() [][]byte {
 }
 
 // recycle keeps a written batch's slice as the next spare, without its
-// references to shared broadcast frames.
+// references to shared broadcast frames (nil: none to keep); what the
+// writer took no longer counts as in flight, so senders waiting for room
+// may find it.
 func (c *Conn) recycle(batch [][]byte) {
 	clear(batch)
 	c.mu.Lock()
-	c.spare = batch[:0]
+	if batch != nil {
+		c.spare = batch[:0]
+	}
+	if c.inflight > 0 {
+		c.inflight, c.inflightBytes = 0, 0
+		c.wakeSendersLocked()
+	}
 	c.mu.Unlock()
 }
 
@@ -530,7 +545,12 @@ func (c *Conn) writeRest() error {
 func (c *Conn) writeLoop() {
 	defer c.writers.Done()
 	if c.rest != nil {
-		if err := c.writeRest(); err != nil {
+		c.mu.Lock()
+		c.inflight = c.rest.Len() // its bytes are not counted: a chunk's end
+		c.mu.Unlock()
+		err := c.writeRest()
+		c.recycle(nil)
+		if err != nil {
 			c.writeFailed(err)
 			return
 		}
@@ -540,7 +560,9 @@ func (c *Conn) writeLoop() {
 		switch {
 		case c.closed:
 		case len(c.queue) > 0:
+			n := c.queued
 			batch := c.takeQueueLocked()
+			c.inflight, c.inflightBytes = len(batch), n
 			c.mu.Unlock()
 			err := c.writeBatch(batch)
 			c.recycle(batch)

@@ -45,6 +45,13 @@ type harness struct {
 
 func newHarness(t testing.TB, adjust func(*native.Config)) *harness {
 	t.Helper()
+	return newHarnessOn(t, adjust, nil)
+}
+
+// newHarnessOn is newHarness whose HTTP server accepts through wrap's
+// listener (the plain one when wrap is nil).
+func newHarnessOn(t testing.TB, adjust func(*native.Config), wrap func(net.Listener) net.Listener) *harness {
+	t.Helper()
 	h := &harness{
 		t:        t,
 		connects: make(chan connected, 100),
@@ -129,7 +136,11 @@ func newHarness(t testing.TB, adjust func(*native.Config)) *harness {
 	h.srv = srv
 	mux := http.NewServeMux()
 	mux.Handle("/ws/{namespace}", srv)
-	h.hs = httptest.NewServer(mux)
+	h.hs = httptest.NewUnstartedServer(mux)
+	if wrap != nil {
+		h.hs.Listener = wrap(h.hs.Listener)
+	}
+	h.hs.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
