@@ -92,3 +92,62 @@ func TestTryWriteToLeavesWhatAFullSocketRefusedForWriteRest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTryWriteTo is a shared writer's write of one connection: two
+// pushes in one writev on a loopback socket whose peer drains it.
+func BenchmarkTryWriteTo(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	peer := <-accepted
+	if peer == nil {
+		b.Fatal("accept failed")
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := peer.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { peer.Close(); <-drained }()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	push := []byte(`{"event":"message:new","data":{"messageId":"m-1","roomId":"ward-7.icu","content":"Patient in bed 4 needs a repeat ECG"},"offset":"01J.a1b2"}`)
+	var pool wsframe.Pool
+	b.ReportAllocs()
+	b.SetBytes(int64(2 * len(push)))
+	for b.Loop() {
+		w := pool.Get()
+		w.Add(wsframe.OpText, nil, push)
+		w.Add(wsframe.OpText, nil, push)
+		done, err := w.TryWriteTo(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !done {
+			_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := w.WriteRest(conn); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pool.Put(w)
+	}
+}

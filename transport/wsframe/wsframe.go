@@ -55,6 +55,13 @@ type Writer struct {
 	vec    net.Buffers // what WriteTo consumes; the backing array is bufs'
 	flat   []byte      // for connections that cannot writev (TLS): one copy, one Write
 	iov    []iovec     // TryWriteTo's system call argument, kept between batches
+	// try is w.tryWrite, made once per Writer: a closure made at each
+	// TryWriteTo (it escapes into RawConn.Write) cost three allocations
+	// per write, a tenth of the server's allocated bytes at 100k
+	// deliveries/s. tryN and tryErr are its results.
+	try    func(fd uintptr) bool
+	tryN   int
+	tryErr error
 }
 
 // Pool keeps Writers between batches, so an idle connection holds none.
@@ -134,15 +141,15 @@ func (w *Writer) TryWriteTo(rc syscall.RawConn) (done bool, err error) {
 	for _, b := range w.bufs {
 		total += len(b)
 	}
-	var n int
-	var werr error
-	if err := rc.Write(func(fd uintptr) bool {
-		n, werr = writevNow(fd, w.bufs, &w.iov)
-		return true // never wait for the socket: the caller does that elsewhere
-	}); err != nil {
+	if w.try == nil {
+		w.try = w.tryWrite
+	}
+	if err := rc.Write(w.try); err != nil {
 		w.reset()
 		return false, err
 	}
+	n, werr := w.tryN, w.tryErr
+	w.tryErr = nil
 	if werr != nil && !errors.Is(werr, errWouldBlock) {
 		w.reset()
 		return false, werr
@@ -153,6 +160,12 @@ func (w *Writer) TryWriteTo(rc syscall.RawConn) (done bool, err error) {
 	}
 	w.vec = consume(w.bufs, n)
 	return false, nil
+}
+
+// tryWrite is TryWriteTo's one writev on the socket.
+func (w *Writer) tryWrite(fd uintptr) bool {
+	w.tryN, w.tryErr = writevNow(fd, w.bufs, &w.iov)
+	return true // never wait for the socket: the caller does that elsewhere
 }
 
 // WriteRest writes, waiting as long as conn's write deadline allows, what
