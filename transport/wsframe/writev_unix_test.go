@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,34 +18,7 @@ import (
 // socket whose peer does not read: TryWriteTo must return without waiting,
 // and WriteRest must then deliver every byte it kept back, in order.
 func TestTryWriteToLeavesWhatAFullSocketRefusedForWriteRest(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close()
-	raw, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, peer, raw := loopbackPair(t)
 
 	var pool wsframe.Pool
 	var sent [][]byte
@@ -96,25 +70,7 @@ func TestTryWriteToLeavesWhatAFullSocketRefusedForWriteRest(t *testing.T) {
 // BenchmarkTryWriteTo is a shared writer's write of one connection: two
 // pushes in one writev on a loopback socket whose peer drains it.
 func BenchmarkTryWriteTo(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	peer := <-accepted
-	if peer == nil {
-		b.Fatal("accept failed")
-	}
+	conn, peer, raw := loopbackPair(b)
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
@@ -126,10 +82,6 @@ func BenchmarkTryWriteTo(b *testing.B) {
 		}
 	}()
 	defer func() { peer.Close(); <-drained }()
-	raw, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		b.Fatal(err)
-	}
 	push := []byte(`{"event":"message:new","data":{"messageId":"m-1","roomId":"ward-7.icu","content":"Patient in bed 4 needs a repeat ECG"},"offset":"01J.a1b2"}`)
 	var pool wsframe.Pool
 	b.ReportAllocs()
@@ -150,4 +102,34 @@ func BenchmarkTryWriteTo(b *testing.B) {
 		}
 		pool.Put(w)
 	}
+}
+
+// loopbackPair connects two TCP sockets on 127.0.0.1 and returns the
+// dialled one, its peer and the dialled one's RawConn; the test's cleanup
+// closes both.
+func loopbackPair(tb testing.TB) (conn, peer net.Conn, raw syscall.RawConn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept() // nil on failure
+		accepted <- c
+	}()
+	conn, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	if peer = <-accepted; peer == nil {
+		tb.Fatal("accept failed")
+	}
+	tb.Cleanup(func() { peer.Close() })
+	if raw, err = conn.(*net.TCPConn).SyscallConn(); err != nil {
+		tb.Fatal(err)
+	}
+	return conn, peer, raw
 }
