@@ -292,9 +292,9 @@ func (s *Socket) enqueue(it item, binary [][]byte, push bool) error {
 	}
 	s.queueBytes += size
 	if w := cfg.CoalesceWindow; push && w > 0 && s.transport == transportWebSocket && !s.writerOn {
-		writeNow, list := s.hold.Push(time.Now(), len(s.queue), w)
-		if list {
-			s.srv.flusher.Add((*heldSocket)(s))
+		writeNow, listAt := s.hold.Push(time.Now(), len(s.queue), w)
+		if listAt != 0 {
+			s.srv.flusher.Add((*heldSocket)(s), listAt)
 		}
 		if writeNow {
 			s.kickLocked()
@@ -311,17 +311,13 @@ func (s *Socket) enqueue(it item, binary [][]byte, push bool) error {
 // heldSocket is a Socket as the coalescing Flusher sees it.
 type heldSocket Socket
 
-func (h *heldSocket) Coalesce() *coalesce.State { return &h.hold }
-
-func (h *heldSocket) FlushDue(now int64, stop bool) (keep bool) {
+func (h *heldSocket) FlushDue(now int64, stop bool) {
 	s := (*Socket)(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keep, write := s.hold.Due(now, stop)
-	if write {
+	if s.hold.Due(now, stop) {
 		s.kickLocked()
 	}
-	return keep
 }
 
 // kickLocked makes the active transport pick up the queue: it starts the

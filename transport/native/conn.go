@@ -211,9 +211,9 @@ func (c *Conn) Send(frame []byte) error {
 		c.kickLocked()
 		return nil
 	}
-	writeNow, list := c.hold.Push(time.Now(), len(c.queue), w)
-	if list {
-		c.srv.flusher.Add((*heldConn)(c))
+	writeNow, listAt := c.hold.Push(time.Now(), len(c.queue), w)
+	if listAt != 0 {
+		c.srv.flusher.Add((*heldConn)(c), listAt)
 	}
 	if writeNow {
 		c.kickLocked()
@@ -224,17 +224,13 @@ func (c *Conn) Send(frame []byte) error {
 // heldConn is a Conn as the coalescing Flusher sees it.
 type heldConn Conn
 
-func (h *heldConn) Coalesce() *coalesce.State { return &h.hold }
-
-func (h *heldConn) FlushDue(now int64, stop bool) (keep bool) {
+func (h *heldConn) FlushDue(now int64, stop bool) {
 	c := (*Conn)(h)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	keep, write := c.hold.Due(now, stop)
-	if write {
+	if c.hold.Due(now, stop) {
 		c.kickLocked()
 	}
-	return keep
 }
 
 // SendWait queues frame like Send but waits for room instead of treating a
